@@ -1,0 +1,1 @@
+"""Export trained models to TFLite and ONNX, each file validated against its Keras source."""

@@ -1,0 +1,278 @@
+"""The one tokenizer: training, export validation and devices all turn text into ids here.
+
+Pure Python + numpy so it runs wherever the runtime runs. The rules are
+versioned and saved with the vocabulary in ``tokenizer.json``; a model file
+carries the same JSON, so a file copied alone to a device still tokenizes
+exactly as it did in training.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ._io import atomic_write_text, sha256_bytes
+from .errors import ConfigError, TokenizerFileError
+
+FORMAT_VERSION = 1
+PAD_TOKEN, PAD_ID = "<pad>", 0
+OOV_TOKEN, OOV_ID = "<oov>", 1
+
+_SIDES = ("pre", "post")
+_UNICODE_FORMS = ("NFC", "NFKC", "NFD", "NFKD")
+
+# <br />, <br/>, <BR> ... in any case and spacing; IMDB reviews are full of them.
+_HTML_BREAK = re.compile(r"<\s*br\s*/?\s*>", re.IGNORECASE)
+# Typographic apostrophes become ASCII so "don’t" and "don't" are one word.
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\uff07": "'", "`": "'"})
+# A word is a run of letters/digits (any script), with inner apostrophes kept:
+# "don't" stays one word, quotes around a word are dropped. Punctuation, symbols,
+# emoji and control characters separate words. No nested quantifiers can
+# backtrack, so matching is linear in the text length.
+_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
+
+
+@dataclass(frozen=True)
+class TokenizerConfig:
+    """How text becomes a fixed-length row of ids.
+
+    Defaults for padding and truncation follow Keras ``pad_sequences``: both at
+    the front, so an RNN that reads its last state sees the end of the review.
+    """
+
+    vocab_size: int = 20000  # ids 0..vocab_size-1, <pad> and <oov> included
+    maxlen: int = 200
+    padding: str = "pre"
+    truncating: str = "pre"
+    lowercase: bool = True
+    unicode_form: str = "NFKC"
+    strip_html_breaks: bool = True
+    # Longer texts are cut to this many characters (on the truncating side)
+    # before tokenizing, so a multi-megabyte input costs bounded time. At
+    # ~6 characters a word it keeps far more than ``maxlen`` words.
+    max_chars: int = 100_000
+
+    def __post_init__(self) -> None:
+        _check_int("vocab_size", self.vocab_size, minimum=3)
+        _check_int("maxlen", self.maxlen, minimum=1)
+        _check_int("max_chars", self.max_chars, minimum=1)
+        for name in ("padding", "truncating"):
+            value = getattr(self, name)
+            if value not in _SIDES:
+                raise ConfigError(f"TokenizerConfig.{name} must be one of {_SIDES}, got {value!r}")
+        if self.unicode_form not in _UNICODE_FORMS:
+            raise ConfigError(
+                f"TokenizerConfig.unicode_form must be one of {_UNICODE_FORMS}, got {self.unicode_form!r}"
+            )
+        for name in ("lowercase", "strip_html_breaks"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"TokenizerConfig.{name} must be true or false")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping, source: str = "config") -> "TokenizerConfig":
+        return dataclass_from_dict(cls, data, source)
+
+
+def _check_int(name: str, value, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"TokenizerConfig.{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def dataclass_from_dict(cls, data, source: str):
+    """Build a frozen config dataclass from JSON, refusing unknown or missing keys."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: {cls.__name__} must be a JSON object, got {type(data).__name__}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"{source}: unknown {cls.__name__} setting(s): {', '.join(unknown)}")
+    try:
+        return cls(**data)
+    except TypeError as exc:  # a required field is missing
+        raise ConfigError(f"{source}: {exc}") from None
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def as_text(text, index: int | None = None) -> str:
+    """Accept str, or bytes decoded as UTF-8 (invalid bytes become U+FFFD)."""
+    if isinstance(text, str):
+        return text
+    if isinstance(text, (bytes, bytearray, memoryview)):
+        return bytes(text).decode("utf-8", errors="replace")
+    where = "" if index is None else f" at index {index}"
+    raise TypeError(f"expected a text (str or UTF-8 bytes){where}, got {type(text).__name__}")
+
+
+def normalize_text(text: str, config: TokenizerConfig) -> str:
+    """Unicode-normalize, drop HTML line breaks, lower-case and unify apostrophes."""
+    if len(text) > config.max_chars:
+        text = text[-config.max_chars:] if config.truncating == "pre" else text[: config.max_chars]
+    text = unicodedata.normalize(config.unicode_form, text)
+    if config.strip_html_breaks:
+        text = _HTML_BREAK.sub(" ", text)
+    if config.lowercase:
+        text = text.lower()
+    return text.translate(_APOSTROPHES)
+
+
+def split_words(text: str, config: TokenizerConfig) -> list[str]:
+    """The words of one text, after normalization; vocabulary building uses this too."""
+    return _WORD.findall(normalize_text(text, config))
+
+
+def pad_ids(
+    sequences: Iterable[Sequence[int]],
+    maxlen: int,
+    padding: str = "pre",
+    truncating: str = "pre",
+    value: int = PAD_ID,
+) -> np.ndarray:
+    """Rows of ids -> an int32 array (n, maxlen), like Keras ``pad_sequences``."""
+    if padding not in _SIDES or truncating not in _SIDES:
+        raise ValueError(f"padding and truncating must be one of {_SIDES}")
+    sequences = list(sequences)
+    out = np.full((len(sequences), maxlen), value, dtype=np.int32)
+    for row, seq in enumerate(sequences):
+        seq = seq[-maxlen:] if truncating == "pre" else seq[:maxlen]
+        if len(seq) == 0:
+            continue
+        if padding == "pre":
+            out[row, maxlen - len(seq):] = seq
+        else:
+            out[row, : len(seq)] = seq
+    return out
+
+
+class Tokenizer:
+    """Words -> ids with a fixed vocabulary; ids 0 and 1 are padding and out-of-vocabulary."""
+
+    def __init__(self, config: TokenizerConfig, vocabulary: Sequence[str]):
+        self.config = config
+        self.vocabulary = list(vocabulary)  # index == id
+        self._ids = {word: i for i, word in enumerate(self.vocabulary)}
+        _validate_vocabulary(self.vocabulary, self._ids, config, source="Tokenizer")
+
+    # -- encoding -------------------------------------------------------------
+    def words(self, text) -> list[str]:
+        return split_words(as_text(text), self.config)
+
+    def encode(self, text) -> list[int]:
+        """Ids of one text, not padded."""
+        get = self._ids.get
+        return [get(word, OOV_ID) for word in self.words(text)]
+
+    def encode_batch(self, texts: Iterable) -> np.ndarray:
+        """Texts -> int32 array (n, maxlen), padded and truncated per the config."""
+        if isinstance(texts, (str, bytes)):
+            raise TypeError("encode_batch expects a list of texts, got a single text; wrap it in a list")
+        cfg = self.config
+        rows = []
+        for index, text in enumerate(texts):
+            rows.append(self.encode(as_text(text, index)))
+        return pad_ids(rows, cfg.maxlen, cfg.padding, cfg.truncating)
+
+    __call__ = encode_batch
+
+    def __len__(self) -> int:
+        return len(self.vocabulary)
+
+    def id_of(self, word: str) -> int:
+        return self._ids.get(word, OOV_ID)
+
+    # -- (de)serialisation ----------------------------------------------------
+    def to_dict(self) -> dict:
+        return {
+            "format_version": FORMAT_VERSION,
+            "type": "sentilite.word_tokenizer",
+            "config": self.config.to_dict(),
+            "special_tokens": {"padding": PAD_TOKEN, "out_of_vocabulary": OOV_TOKEN},
+            "vocabulary": {word: i for i, word in enumerate(self.vocabulary)},
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
+
+    def sha256(self) -> str:
+        return sha256_bytes(self.to_json().encode("utf-8"))
+
+    def save(self, path: str | os.PathLike) -> Path:
+        return atomic_write_text(path, self.to_json())
+
+    @classmethod
+    def from_json(cls, text: str | bytes, source: str = "tokenizer.json") -> "Tokenizer":
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise TokenizerFileError(f"{source}: not valid JSON ({exc})") from None
+        return cls.from_dict(data, source)
+
+    @classmethod
+    def from_dict(cls, data, source: str = "tokenizer.json") -> "Tokenizer":
+        if not isinstance(data, dict):
+            raise TokenizerFileError(f"{source}: expected a JSON object at the top level")
+        version = data.get("format_version")
+        if version != FORMAT_VERSION:
+            raise TokenizerFileError(
+                f"{source}: unknown tokenizer format_version {version!r} (this sentilite reads {FORMAT_VERSION})"
+            )
+        try:
+            config = TokenizerConfig.from_dict(data.get("config"), source=f"{source}: config")
+        except ConfigError as exc:
+            raise TokenizerFileError(str(exc)) from None
+        vocab = data.get("vocabulary")
+        if not isinstance(vocab, dict) or not vocab:
+            raise TokenizerFileError(f"{source}: 'vocabulary' must be a non-empty object of token -> id")
+        by_id: dict[int, str] = {}
+        for word, idx in vocab.items():
+            if isinstance(idx, bool) or not isinstance(idx, int):
+                raise TokenizerFileError(f"{source}: id of token {word!r} is not an integer: {idx!r}")
+            if idx in by_id:
+                raise TokenizerFileError(f"{source}: duplicate id {idx} for tokens {by_id[idx]!r} and {word!r}")
+            by_id[idx] = word
+        missing = [i for i in range(len(by_id)) if i not in by_id]
+        if missing:
+            raise TokenizerFileError(
+                f"{source}: ids must run 0..{len(by_id) - 1} without gaps; missing id(s) {missing[:5]}"
+            )
+        words = [by_id[i] for i in range(len(by_id))]
+        try:
+            return cls(config, words)
+        except TokenizerFileError as exc:
+            raise TokenizerFileError(str(exc).replace("Tokenizer:", f"{source}:", 1)) from None
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike) -> "Tokenizer":
+        path = Path(path)
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            raise TokenizerFileError(f"{path}: tokenizer file not found") from None
+        except OSError as exc:
+            raise TokenizerFileError(f"{path}: cannot read tokenizer file ({exc.strerror})") from None
+        return cls.from_json(raw, source=str(path))
+
+
+def _validate_vocabulary(words: list[str], ids: dict[str, int], config: TokenizerConfig, source: str) -> None:
+    if len(words) < 2 or words[PAD_ID] != PAD_TOKEN or words[OOV_ID] != OOV_TOKEN:
+        raise TokenizerFileError(
+            f"{source}: the vocabulary must map {PAD_TOKEN!r} to {PAD_ID} and {OOV_TOKEN!r} to {OOV_ID}"
+        )
+    if len(ids) != len(words):
+        dupes = sorted(w for w, n in Counter(words).items() if n > 1)[:5]
+        raise TokenizerFileError(f"{source}: duplicate token(s) in vocabulary: {dupes}")
+    if len(words) != config.vocab_size:
+        raise TokenizerFileError(
+            f"{source}: config.vocab_size is {config.vocab_size} but the vocabulary holds {len(words)} ids"
+        )

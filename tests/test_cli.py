@@ -1,0 +1,38 @@
+"""The `sentilite` command as a user runs it."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def run_cli(*args, env=None):
+    return subprocess.run(
+        [sys.executable, "-m", "sentilite.runtime.cli", *args], capture_output=True, text=True, env=env, timeout=600
+    )
+
+
+def test_bad_data_path_is_a_clean_error(tmp_path):
+    result = run_cli("train", "--cell", "gru", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "m"))
+    assert result.returncode == 2
+    assert f"sentilite train: error: {tmp_path / 'missing'}: IMDB data not found" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_cell_is_refused():
+    result = run_cli("train", "--cell", "transformer", "--out", "x")
+    assert result.returncode == 2 and "invalid choice: 'transformer'" in result.stderr
+
+
+@pytest.mark.integration
+def test_train_command_and_results_table(imdb_path, tmp_path):
+    out = tmp_path / "runs" / "rnn"
+    result = run_cli("train", "--cell", "rnn", "--preset", "seed", "--data", str(imdb_path), "--train-subset", "600",
+                     "--max-epochs", "1", "--quiet", "--out", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert f"rnn-seed: test accuracy {metrics['test_accuracy']:.4f} (25000 reviews)" in result.stdout
+    table = run_cli("results", str(tmp_path / "runs"), "--write", str(tmp_path / "results.md"))
+    assert table.returncode == 0, table.stderr
+    assert f"| rnn | seed | 300 x 16, 8 units, length 100 |" in table.stdout
+    assert f"{metrics['test_accuracy']:.4f}" in (tmp_path / "results.md").read_text()

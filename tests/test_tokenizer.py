@@ -1,0 +1,157 @@
+"""The one tokenizer: exact ids for hand-written texts, and strict loading."""
+import json
+import unicodedata
+
+import numpy as np
+import pytest
+
+from sentilite.runtime import Tokenizer, TokenizerConfig, TokenizerFileError, pad_ids
+from sentilite.runtime.errors import ConfigError
+from sentilite.train.vocab import build_tokenizer
+
+VOCAB = ["<pad>", "<oov>", "the", "movie", "was", "great", "don't", "café", "i", "loved", "it", "не", "плохо"]
+
+
+def make(**overrides) -> Tokenizer:
+    cfg = dict(vocab_size=len(VOCAB), maxlen=6)
+    cfg.update(overrides)
+    return Tokenizer(TokenizerConfig(**cfg), VOCAB)
+
+
+def ids(text, **overrides):
+    return make(**overrides).encode_batch([text])[0].tolist()
+
+
+def test_empty_and_whitespace_texts_are_all_padding():
+    assert ids("") == [0, 0, 0, 0, 0, 0]
+    assert ids("   \n\t ") == [0, 0, 0, 0, 0, 0]
+
+
+def test_capitals_are_lowered():
+    assert ids("The MOVIE was GREAT") == [0, 0, 2, 3, 4, 5]
+
+
+def test_apostrophes_stay_inside_words_and_unknown_words_are_oov():
+    assert ids("I don't like it") == [0, 0, 8, 6, 1, 10]
+    # typographic apostrophe is the same word; quotes around a word are dropped
+    assert ids("I don\u2019t") == [0, 0, 0, 0, 8, 6]
+    assert ids("'great'") == [0, 0, 0, 0, 0, 5]
+
+
+def test_html_breaks_separate_words():
+    assert ids("great<br />movie<br/>the<BR>was") == [0, 0, 5, 3, 2, 4]
+
+
+def test_longer_than_maxlen_truncates_at_the_front_by_default():
+    text = "i loved it the movie was great"
+    assert ids(text) == [9, 10, 2, 3, 4, 5]
+    assert ids(text, truncating="post") == [8, 9, 10, 2, 3, 4]
+
+
+def test_padding_side_is_a_setting():
+    assert ids("the movie", padding="post") == [2, 3, 0, 0, 0, 0]
+
+
+def test_non_ascii_words_keep_their_script():
+    assert ids("Не плохо!") == [0, 0, 0, 0, 11, 12]
+
+
+def test_nfc_and_nfd_give_the_same_ids():
+    nfc = unicodedata.normalize("NFC", "Café")
+    nfd = unicodedata.normalize("NFD", "Café")
+    assert nfc != nfd
+    assert ids(nfc) == ids(nfd) == [0, 0, 0, 0, 0, 7]
+
+
+def test_compatibility_forms_control_characters_and_emoji():
+    assert ids("\uff27\uff32\uff25\uff21\uff34") == [0, 0, 0, 0, 0, 5]  # fullwidth GREAT
+    assert ids("great\x00movie \U0001F600 the_movie") == [0, 0, 5, 3, 2, 3]
+
+
+def test_bytes_are_decoded_and_non_text_is_a_type_error():
+    assert ids("great movie".encode()) == [0, 0, 0, 0, 5, 3]
+    assert ids(b"great \xff\xfe movie") == [0, 0, 0, 0, 5, 3]
+    with pytest.raises(TypeError, match="index 1"):
+        make().encode_batch(["ok", 42])
+    with pytest.raises(TypeError, match="single text"):
+        make().encode_batch("not a list")
+
+
+def test_huge_text_is_capped_on_the_truncating_side():
+    tok = make(max_chars=1000)
+    text = "the " * 100_000 + "movie was great"
+    assert tok.encode_batch([text])[0].tolist() == [2, 2, 2, 3, 4, 5]
+
+
+def test_pad_ids_matches_keras_pad_sequences_semantics():
+    rows = [[1, 2, 3], [4, 5, 6, 7, 8], []]
+    assert pad_ids(rows, 4).tolist() == [[0, 1, 2, 3], [5, 6, 7, 8], [0, 0, 0, 0]]
+    assert pad_ids(rows, 4, padding="post", truncating="post").tolist() == [[1, 2, 3, 0], [4, 5, 6, 7], [0, 0, 0, 0]]
+    assert pad_ids(rows, 4).dtype == np.int32
+
+
+def test_vocabulary_is_by_frequency_then_alphabetical_and_reproducible():
+    texts = ["b a c", "a b", "c d", "zeta alpha"]
+    tok = build_tokenizer(texts, TokenizerConfig(vocab_size=6, maxlen=4))
+    # a, b, c appear twice (alphabetical among ties), then alpha before d and zeta
+    assert tok.vocabulary == ["<pad>", "<oov>", "a", "b", "c", "alpha"]
+    again = build_tokenizer(list(reversed(texts)), TokenizerConfig(vocab_size=6, maxlen=4))
+    assert again.to_json() == tok.to_json()
+
+
+def test_small_corpus_shrinks_vocab_size():
+    tok = build_tokenizer(["one two"], TokenizerConfig(vocab_size=100, maxlen=4))
+    assert tok.config.vocab_size == 4 and len(tok) == 4
+
+
+def test_save_and_load_round_trip(tmp_path):
+    tok = make(padding="post")
+    path = tok.save(tmp_path / "tokenizer.json")
+    loaded = Tokenizer.from_file(path)
+    assert loaded.vocabulary == VOCAB and loaded.config == tok.config
+    assert loaded.encode_batch(["the movie"]).tolist() == [[2, 3, 0, 0, 0, 0]]
+
+
+def _write(tmp_path, mutate):
+    data = make().to_dict()
+    mutate(data)
+    path = tmp_path / "tokenizer.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda d: d.update(format_version=99), "unknown tokenizer format_version 99"),
+        (lambda d: d.pop("format_version"), "format_version None"),
+        (lambda d: d["vocabulary"].update({"great": 2}), "duplicate id 2"),
+        (lambda d: d["vocabulary"].pop("movie"), "missing id"),
+        (lambda d: d["vocabulary"].pop("<oov>"), "missing id"),
+        (lambda d: d.update(vocabulary={"<pad>": 0, "x": 1, "the": 2}), "must map '<pad>' to 0 and '<oov>' to 1"),
+        (lambda d: d["vocabulary"].update({"the": "2"}), "not an integer"),
+        (lambda d: d["config"].update(maxlen=0), "maxlen must be an integer >= 1"),
+        (lambda d: d["config"].update(padding="middle"), "padding must be one of"),
+        (lambda d: d["config"].update(surprise=1), "unknown TokenizerConfig setting"),
+        (lambda d: d["config"].update(vocab_size=5), "vocab_size is 5 but the vocabulary holds 13"),
+    ],
+)
+def test_malformed_files_are_refused_with_the_path_and_reason(tmp_path, mutate, message):
+    path = _write(tmp_path, mutate)
+    with pytest.raises(TokenizerFileError, match=message) as info:
+        Tokenizer.from_file(path)
+    assert str(path) in str(info.value)
+
+
+def test_not_json_and_missing_file(tmp_path):
+    bad = tmp_path / "tokenizer.json"
+    bad.write_bytes(b"\x00\x01 not json")
+    with pytest.raises(TokenizerFileError, match="not valid JSON"):
+        Tokenizer.from_file(bad)
+    with pytest.raises(TokenizerFileError, match="not found"):
+        Tokenizer.from_file(tmp_path / "absent.json")
+
+
+def test_config_validation():
+    with pytest.raises(ConfigError, match="truncating"):
+        TokenizerConfig(truncating="both")

@@ -1,0 +1,315 @@
+"""The IMDB Large Movie Review Dataset: find it, fetch it safely, read it.
+
+Reads the official layout ``aclImdb/{train,test}/{pos,neg}/<id>_<rating>.txt``
+from a folder or straight from a ``.tar.gz``. The 25,000 test reviews are only
+ever returned as the test split; validation comes from the training reviews.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import sys
+import tarfile
+import tempfile
+import urllib.error
+import urllib.request
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sentilite.runtime.errors import ChecksumError, DatasetError
+
+IMDB_ARCHIVE_NAME = "aclImdb_v1.tar.gz"
+IMDB_BASE_URL = "https://ai.stanford.edu/~amaas/data/sentiment/"
+IMDB_SHA256 = "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe"
+# Overrides, for mirrors and tests: base URL (the archive name is appended) and checksum.
+ENV_DATA = "IMDB_DATA"
+ENV_BASE_URL = "SENTILITE_IMDB_BASE_URL"
+ENV_SHA256 = "SENTILITE_IMDB_SHA256"
+
+SPLITS = ("train", "test")
+CLASSES = ("neg", "pos")  # label 0, label 1
+_MEMBER = re.compile(r"(?:^|/)aclImdb/(train|test)/(pos|neg)/(\d+)_(\d+)\.txt$")
+
+
+@dataclass(frozen=True)
+class Reviews:
+    """One split: texts with labels (1 = positive) and star ratings, in a stable order."""
+
+    texts: list[str]
+    labels: np.ndarray  # int32, 0 = negative, 1 = positive
+    ratings: np.ndarray  # int32, 1..10
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def take(self, index) -> "Reviews":
+        index = np.asarray(index)
+        return Reviews([self.texts[i] for i in index], self.labels[index], self.ratings[index])
+
+
+@dataclass(frozen=True)
+class ImdbData:
+    train: Reviews
+    test: Reviews
+    source: str
+
+
+# -- where the data is ----------------------------------------------------------
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "sentilite"
+
+
+def resolve_data(data: str | os.PathLike | None = None, *, progress: bool = True) -> Path:
+    """--data, else $IMDB_DATA, else the cache (downloading the official archive once)."""
+    if data is None:
+        data = os.environ.get(ENV_DATA) or None
+    if data is not None:
+        path = Path(data).expanduser()
+        if not path.exists():
+            raise DatasetError(f"{path}: IMDB data not found (give a folder holding aclImdb/ or a .tar.gz of it)")
+        return path
+    cache = cache_dir()
+    extracted = cache / "aclImdb"
+    if extracted.is_dir():
+        return extracted
+    archive = download_imdb(cache, progress=progress)
+    return extract_archive(archive, cache)
+
+
+# -- download -------------------------------------------------------------------
+def download_imdb(
+    dest_dir: str | os.PathLike,
+    base_url: str | None = None,
+    sha256: str | None = None,
+    *,
+    progress: bool = True,
+    timeout: float = 60.0,
+) -> Path:
+    """Fetch the archive into dest_dir, verify its sha256, and only then give it its name."""
+    base_url = base_url or os.environ.get(ENV_BASE_URL) or IMDB_BASE_URL
+    expected = (sha256 or os.environ.get(ENV_SHA256) or IMDB_SHA256).lower()
+    url = base_url.rstrip("/") + "/" + IMDB_ARCHIVE_NAME
+    dest_dir = Path(dest_dir)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    final = dest_dir / IMDB_ARCHIVE_NAME
+    if final.is_file() and _sha256_file(final) == expected:
+        return final
+    fd, tmp = tempfile.mkstemp(prefix=f".{IMDB_ARCHIVE_NAME}.", suffix=".partial", dir=dest_dir)
+    digest = hashlib.sha256()
+    try:
+        with os.fdopen(fd, "wb") as out:
+            try:
+                response = urllib.request.urlopen(url, timeout=timeout)
+            except (urllib.error.URLError, OSError) as exc:
+                reason = getattr(exc, "reason", exc)
+                raise DatasetError(f"{url}: download failed ({reason})") from None
+            with response:
+                total = int(response.headers.get("Content-Length") or 0) or None
+                bar = _progress_bar(total, f"downloading {IMDB_ARCHIVE_NAME}", progress)
+                try:
+                    while True:
+                        chunk = response.read(1 << 20)
+                        if not chunk:
+                            break
+                        out.write(chunk)
+                        digest.update(chunk)
+                        bar.update(len(chunk))
+                except (OSError, urllib.error.URLError) as exc:
+                    raise DatasetError(f"{url}: download interrupted ({exc})") from None
+                finally:
+                    bar.close()
+            out.flush()
+            os.fsync(out.fileno())
+        actual = digest.hexdigest()
+        if actual != expected:
+            raise ChecksumError(f"{url}: sha256 mismatch: expected {expected}, got {actual}; the file was discarded")
+        os.replace(tmp, final)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return final
+
+
+def extract_archive(archive: str | os.PathLike, dest_dir: str | os.PathLike) -> Path:
+    """Extract aclImdb/ from the archive into dest_dir, refusing anything unsafe.
+
+    Only regular files and folders inside the target are accepted: absolute
+    names, ``..``, links and devices fail the whole extraction, and a failed
+    extraction leaves nothing behind (it happens in a temporary folder).
+    """
+    archive, dest_dir = Path(archive), Path(dest_dir)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    target = dest_dir / "aclImdb"
+    staging = Path(tempfile.mkdtemp(prefix=".aclImdb.", suffix=".partial", dir=dest_dir))
+    try:
+        with _open_tar(archive) as tar:
+            try:
+                for member in tar:
+                    _check_member(member, archive)
+                    if member.isdir():
+                        (staging / member.name).mkdir(parents=True, exist_ok=True)
+                        continue
+                    dest = staging / member.name
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    src = tar.extractfile(member)
+                    with src, open(dest, "wb") as out:
+                        shutil.copyfileobj(src, out)
+            except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
+                raise DatasetError(f"{archive}: corrupt or truncated archive ({exc})") from None
+        extracted = staging / "aclImdb"
+        if not extracted.is_dir():
+            raise DatasetError(f"{archive}: the archive holds no aclImdb/ folder")
+        _check_layout(extracted)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(extracted, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _check_member(member: tarfile.TarInfo, archive: Path) -> None:
+    name = member.name
+    if not (member.isfile() or member.isdir()):
+        kind = "link" if (member.issym() or member.islnk()) else "special file"
+        raise DatasetError(f"{archive}: refusing to extract {kind} {name!r}")
+    parts = Path(name).parts
+    if name.startswith(("/", "\\")) or os.path.isabs(name) or ".." in parts or (parts and ":" in parts[0]):
+        raise DatasetError(f"{archive}: refusing to extract {name!r}: it escapes the target folder")
+
+
+def _open_tar(archive: Path) -> tarfile.TarFile:
+    try:
+        return tarfile.open(archive, mode="r:*")
+    except FileNotFoundError:
+        raise DatasetError(f"{archive}: archive not found") from None
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
+        raise DatasetError(f"{archive}: not a readable tar archive ({exc})") from None
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class _NullBar:
+    def update(self, n):
+        pass
+
+    def close(self):
+        pass
+
+
+def _progress_bar(total, desc, enabled):
+    if not enabled:
+        return _NullBar()
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return _NullBar()
+    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr)
+
+
+# -- reading --------------------------------------------------------------------
+def load_imdb(data: str | os.PathLike | None = None, *, progress: bool = True) -> ImdbData:
+    """Both splits of IMDB from a folder, a .tar.gz, $IMDB_DATA or the cache."""
+    path = resolve_data(data, progress=progress)
+    if path.is_dir():
+        rows = _read_folder(_find_root(path))
+    else:
+        rows = _read_tar(path)
+    splits = {}
+    for split in SPLITS:
+        for cls in CLASSES:
+            if not any(r[0] == split and r[1] == cls for r in rows):
+                raise DatasetError(f"{path}: no reviews in aclImdb/{split}/{cls}/ (incomplete dataset?)")
+        chosen = sorted((r for r in rows if r[0] == split), key=lambda r: (r[1], r[2]))
+        splits[split] = Reviews(
+            texts=[r[4] for r in chosen],
+            labels=np.array([CLASSES.index(r[1]) for r in chosen], dtype=np.int32),
+            ratings=np.array([r[3] for r in chosen], dtype=np.int32),
+        )
+    return ImdbData(train=splits["train"], test=splits["test"], source=str(path))
+
+
+def _find_root(path: Path) -> Path:
+    for candidate in (path / "aclImdb", path):
+        if (candidate / "train").is_dir() or (candidate / "test").is_dir():
+            _check_layout(candidate)
+            return candidate
+    raise DatasetError(f"{path}: expected an aclImdb/ folder with train/ and test/ inside")
+
+
+def _check_layout(root: Path) -> None:
+    for split in SPLITS:
+        for cls in CLASSES:
+            folder = root / split / cls
+            if not folder.is_dir():
+                raise DatasetError(f"{root}: missing folder {split}/{cls}/ (not the aclImdb layout)")
+
+
+def _read_folder(root: Path) -> list[tuple]:
+    rows = []
+    for split in SPLITS:
+        for cls in CLASSES:
+            for file in (root / split / cls).iterdir():
+                match = _MEMBER.search("aclImdb/" + f"{split}/{cls}/{file.name}")
+                if not match or not file.is_file():
+                    continue
+                text = file.read_bytes().decode("utf-8", errors="replace")
+                rows.append((split, cls, int(match.group(3)), int(match.group(4)), text))
+    return rows
+
+
+def _read_tar(archive: Path) -> list[tuple]:
+    rows = []
+    with _open_tar(archive) as tar:
+        try:
+            for member in tar:
+                match = _MEMBER.search(member.name)
+                if not match or not member.isfile():
+                    continue
+                handle = tar.extractfile(member)
+                text = handle.read().decode("utf-8", errors="replace")
+                split, cls, rid, rating = match.groups()
+                rows.append((split, cls, int(rid), int(rating), text))
+        except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
+            raise DatasetError(f"{archive}: corrupt or truncated archive ({exc})") from None
+    if not rows:
+        raise DatasetError(f"{archive}: no aclImdb/{{train,test}}/{{pos,neg}}/<id>_<rating>.txt files inside")
+    return rows
+
+
+def train_validation_split(labels: np.ndarray, validation_fraction: float, seed: int):
+    """Stratified, seeded indices (train_idx, val_idx) into the training reviews."""
+    if not 0.0 < validation_fraction < 1.0:
+        raise DatasetError(f"validation fraction must be between 0 and 1, got {validation_fraction}")
+    rng = np.random.default_rng(seed)
+    train_idx, val_idx = [], []
+    for label in np.unique(labels):
+        idx = np.flatnonzero(labels == label)
+        idx = idx[rng.permutation(len(idx))]
+        n_val = int(round(len(idx) * validation_fraction))
+        val_idx.append(idx[:n_val])
+        train_idx.append(idx[n_val:])
+    train_idx = np.concatenate(train_idx)
+    val_idx = np.concatenate(val_idx)
+    return rng.permutation(train_idx), rng.permutation(val_idx)
+
+
+def subset(reviews: Reviews, n: int, seed: int) -> Reviews:
+    """A seeded, class-balanced subset of n reviews (for tests and quick runs)."""
+    if n >= len(reviews):
+        return reviews
+    _, idx = train_validation_split(reviews.labels, n / len(reviews), seed)
+    return reviews.take(np.sort(idx))
