@@ -61,11 +61,58 @@ def _run_results(args) -> int:
     return 0
 
 
+def _add_export(sub) -> None:
+    p = sub.add_parser("export", help="export a trained model folder to TFLite and ONNX, each file validated")
+    p.add_argument("model_dir", help="folder written by `sentilite train`")
+    p.add_argument("--data", help="IMDB folder or .tar.gz (default: $IMDB_DATA, else the cache/download)")
+    p.add_argument("--formats", nargs="+", choices=("tflite", "onnx"), help="default: both")
+    p.add_argument("--precisions", nargs="+", choices=("fp32", "fp16", "dynamic-int8", "int8"), help="default: all")
+    p.add_argument("--calibration-reviews", type=int, help="training reviews for int8 calibration (default 200)")
+    p.add_argument("--validation-reviews", type=int, help="validation reviews for the parity check (default: all)")
+    p.add_argument("--test-reviews", type=int, help="test reviews to evaluate each file on (default: all 25,000)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_run_export)
+
+
+def _run_export(args) -> int:
+    from sentilite.export.package import ExportConfig, export_package
+
+    options = {}
+    for name in ("formats", "precisions"):
+        if getattr(args, name):
+            options[name] = tuple(getattr(args, name))
+    for name in ("calibration_reviews", "validation_reviews", "test_reviews"):
+        if getattr(args, name) is not None:
+            options[name] = getattr(args, name)
+    manifest = export_package(args.model_dir, args.data, ExportConfig(**options), progress=not args.quiet)
+    for a in manifest["artifacts"]:
+        ev = a["eval"]
+        print(f"{a['file']:<26} {a['bytes']:>10,} bytes  accuracy {ev['accuracy']:.4f}  "
+              f"agreement {ev['agreement']:.4%}  max diff {ev['max_abs_diff']:.2g}")
+    return 0
+
+
+def _add_report(sub) -> None:
+    p = sub.add_parser("report", help="parity.json, report.md and charts for every package under a folder")
+    p.add_argument("folder", help="folder holding one exported package per cell, e.g. artifacts")
+    p.set_defaults(func=_run_report)
+
+
+def _run_report(args) -> int:
+    from sentilite.export.report import write_report
+
+    path = write_report(args.folder)
+    print(path.read_text())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sentilite", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_train(sub)
     _add_results(sub)
+    _add_export(sub)
+    _add_report(sub)
     return parser
 
 

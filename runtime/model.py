@@ -1,0 +1,209 @@
+"""`load()`: a package folder or one model file -> a model that classifies raw text."""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ._io import sha256_bytes
+from .backends import Backend, available_backends, create_backend
+from .embedded import KEY_PREFIX, read_json_field, read_tokenizer
+from .errors import BackendUnavailableError, ModelFileError
+from .tokenizer import Tokenizer, as_text
+
+MANIFEST_FILE = "manifest.json"
+MANIFEST_VERSION = 1
+SUFFIX_FORMAT = {".onnx": "onnx", ".tflite": "tflite", ".npz": "numpy"}
+PRECISIONS = ("fp32", "fp16", "dynamic-int8", "int8")
+DEFAULT_LABELS = ("negative", "positive")
+
+
+@dataclass
+class SentimentModel:
+    """Raw text in, sentiment out. Safe to share between threads."""
+
+    backend: Backend
+    tokenizer: Tokenizer
+    labels: tuple[str, str] = DEFAULT_LABELS
+    batch_size: int = 64
+    info: dict = field(default_factory=dict)
+
+    def predict_ids(self, ids: np.ndarray) -> np.ndarray:
+        """P(positive) for padded ids (n, maxlen), in batches."""
+        ids = np.asarray(ids, dtype=np.int32)
+        if ids.ndim != 2 or ids.shape[1] != self.tokenizer.config.maxlen:
+            raise ValueError(f"ids must have shape (n, {self.tokenizer.config.maxlen}), got {ids.shape}")
+        out = np.empty(len(ids), dtype=np.float32)
+        for start in range(0, len(ids), self.batch_size):
+            out[start: start + self.batch_size] = self.backend.run(ids[start: start + self.batch_size])
+        return out
+
+    def predict_proba(self, texts: Iterable) -> np.ndarray:
+        """(n, 2): P(negative), P(positive), in input order."""
+        positive = self.predict_ids(self._encode(texts))
+        return np.stack([1.0 - positive, positive], axis=1)
+
+    def predict(self, texts: Iterable) -> list[str]:
+        positive = self.predict_ids(self._encode(texts))
+        return [self.labels[int(p >= 0.5)] for p in positive]
+
+    def iter_predict(self, texts: Iterable) -> Iterator[tuple[str, float]]:
+        """(label, score of that label) per text, streaming: holds one batch at a time."""
+        batch: list[str] = []
+        for index, text in enumerate(texts):
+            batch.append(as_text(text, index))
+            if len(batch) == self.batch_size:
+                yield from self._labelled(batch)
+                batch = []
+        if batch:
+            yield from self._labelled(batch)
+
+    def _labelled(self, batch: list[str]) -> Iterator[tuple[str, float]]:
+        for p in self.predict_ids(self.tokenizer.encode_batch(batch)):
+            positive = bool(p >= 0.5)
+            yield self.labels[int(positive)], float(p if positive else 1.0 - p)
+
+    def _encode(self, texts) -> np.ndarray:
+        if isinstance(texts, (str, bytes)):
+            raise TypeError("expected a list of texts, got a single text; wrap it in a list")
+        return self.tokenizer.encode_batch(texts)
+
+
+# -- loading -----------------------------------------------------------------------------
+def load(path: str | os.PathLike, format: str | None = None, precision: str | None = None,
+         backend: str | None = None, batch_size: int = 64, num_threads: int | None = None) -> SentimentModel:
+    """Load a package folder (manifest.json) or a single .onnx / .tflite / .npz file.
+
+    Everything is checked before any inference: sha256 of every file against
+    the manifest, the embedded tokenizer against tokenizer.json, and the
+    model's input length and vocabulary against the tokenizer.
+    """
+    path = Path(path)
+    if path.is_dir():
+        return _load_package(path, format, precision, backend, batch_size, num_threads)
+    if not path.exists():
+        raise ModelFileError(f"{path}: no such model file or package folder")
+    fmt = SUFFIX_FORMAT.get(path.suffix.lower())
+    if fmt is None:
+        raise ModelFileError(f"{path}: unknown model file type {path.suffix!r}; expected .onnx, .tflite or .npz")
+    if format is not None and format != fmt:
+        raise ModelFileError(f"{path}: is a {fmt} file, not {format}")
+    content = _read(path)
+    engine = create_backend(fmt, content, str(path), backend, num_threads)
+    tokenizer, _ = read_tokenizer(engine.metadata, str(path))
+    labels = tuple(read_json_field(engine.metadata, "labels", str(path)))
+    _check_consistent(engine, tokenizer, str(path))
+    info = {"file": str(path), "format": fmt, "backend": engine.name,
+            "cell": engine.metadata.get(f"{KEY_PREFIX}.cell"), "precision": engine.metadata.get(f"{KEY_PREFIX}.precision")}
+    return SentimentModel(engine, tokenizer, labels, batch_size, info)
+
+
+def read_manifest(folder: Path) -> dict:
+    path = folder / MANIFEST_FILE
+    try:
+        manifest = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise ModelFileError(f"{folder}: not a sentilite package (no {MANIFEST_FILE})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelFileError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise ModelFileError(f"{path}: expected a JSON object")
+    if manifest.get("format_version") != MANIFEST_VERSION:
+        raise ModelFileError(f"{path}: unknown manifest format_version {manifest.get('format_version')!r}")
+    for key in ("tokenizer", "artifacts", "labels"):
+        if key not in manifest:
+            raise ModelFileError(f"{path}: missing {key!r}")
+    if not isinstance(manifest["artifacts"], list) or not manifest["artifacts"]:
+        raise ModelFileError(f"{path}: 'artifacts' must be a non-empty list")
+    return manifest
+
+
+def choose_artifact(manifest: dict, folder: Path, format: str | None, precision: str | None,
+                    backend: str | None) -> dict:
+    artifacts = manifest["artifacts"]
+    if format is not None:
+        artifacts = [a for a in artifacts if a.get("format") == format]
+    if precision is not None:
+        artifacts = [a for a in artifacts if a.get("precision") == precision]
+    if backend is not None:
+        from .backends import FORMAT_BACKENDS
+
+        artifacts = [a for a in artifacts if backend in FORMAT_BACKENDS.get(a.get("format"), ())]
+    if not artifacts:
+        have = sorted(f"{a.get('format')}/{a.get('precision')}" for a in manifest["artifacts"])
+        raise ModelFileError(
+            f"{folder}: no file with format={format} precision={precision} backend={backend}; it holds {have}"
+        )
+    # Prefer formats whose engine is installed here, then the order onnx, tflite, numpy, then fp32 first.
+    order = {"onnx": 0, "tflite": 1, "numpy": 2}
+
+    def rank(a):
+        installed = 0 if backend or available_backends(a.get("format", "")) else 1
+        return (installed, order.get(a.get("format"), 9), PRECISIONS.index(a["precision"]) if a.get("precision") in PRECISIONS else 9)
+
+    return sorted(artifacts, key=rank)[0]
+
+
+def _load_package(folder: Path, format, precision, backend, batch_size, num_threads) -> SentimentModel:
+    manifest = read_manifest(folder)
+    tok_entry = manifest["tokenizer"]
+    tok_path = folder / tok_entry.get("file", "tokenizer.json")
+    tok_bytes = _read(tok_path)
+    if sha256_bytes(tok_bytes) != tok_entry.get("sha256"):
+        raise ModelFileError(f"{tok_path}: sha256 does not match {folder / MANIFEST_FILE}")
+    tokenizer = Tokenizer.from_json(tok_bytes, source=str(tok_path))
+    artifact = choose_artifact(manifest, folder, format, precision, backend)
+    file = folder / artifact["file"]
+    content = _read(file)
+    if len(content) != artifact.get("bytes") or sha256_bytes(content) != artifact.get("sha256"):
+        raise ModelFileError(
+            f"{file}: size or sha256 does not match {folder / MANIFEST_FILE} (damaged or replaced file)"
+        )
+    engine = create_backend(artifact["format"], content, str(file), backend, num_threads)
+    if f"{KEY_PREFIX}.metadata_version" in engine.metadata:
+        _, embedded_sha = read_tokenizer(engine.metadata, str(file))
+        if embedded_sha != tok_entry.get("sha256"):
+            raise ModelFileError(f"{file}: its embedded tokenizer differs from {tok_path}")
+    _check_consistent(engine, tokenizer, str(file))
+    info = {"file": str(file), "format": artifact["format"], "precision": artifact["precision"],
+            "backend": engine.name, "cell": manifest.get("cell"), "package": str(folder)}
+    return SentimentModel(engine, tokenizer, tuple(manifest["labels"]), batch_size, info)
+
+
+def _check_consistent(engine: Backend, tokenizer: Tokenizer, source: str) -> None:
+    shape = getattr(engine, "input_shape", None)
+    maxlen = tokenizer.config.maxlen
+    if shape and len(shape) == 2 and isinstance(shape[1], int) and shape[1] > 0 and shape[1] != maxlen:
+        raise ModelFileError(f"{source}: the model reads {shape[1]} ids per text but the tokenizer pads to {maxlen}")
+    declared = engine.metadata.get(f"{KEY_PREFIX}.input")
+    vocab_size = None
+    if declared:
+        vocab_size = read_json_field(engine.metadata, "input", source).get("vocab_size")
+    model = getattr(engine, "model", None)
+    if model is not None:
+        vocab_size = model.vocab_size
+    if vocab_size is not None and vocab_size != tokenizer.config.vocab_size:
+        raise ModelFileError(
+            f"{source}: the model has {vocab_size} ids but the tokenizer has {tokenizer.config.vocab_size}"
+        )
+
+
+def _read(path: Path) -> bytes:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise ModelFileError(f"{path}: is a folder, expected a file") from None
+    except OSError as exc:
+        raise ModelFileError(f"{path}: cannot read ({exc.strerror})") from None
+    if not data:
+        raise ModelFileError(f"{path}: file is empty")
+    return data
+
+
+__all__ = ["SentimentModel", "load", "read_manifest", "BackendUnavailableError"]
