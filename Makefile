@@ -11,6 +11,7 @@ PRESET ?= default
 export IMDB_DATA
 
 .PHONY: help install train export test test-unit bench clean distclean
+.SECONDARY:
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -23,12 +24,22 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -e '.[train,tflite,onnx,dev]'
 	touch $(STAMP)
 
-train: $(STAMP) ## train the default rnn, lstm and gru models into artifacts/<cell>
-	@for cell in $(CELLS); do \
-	  $(BIN)/sentilite train --cell $$cell --preset $(PRESET) --out $(ARTIFACTS)/$$cell || exit 1; \
-	done
+MODELS    := $(foreach c,$(CELLS),$(ARTIFACTS)/$(c)/model.keras)
+MANIFESTS := $(foreach c,$(CELLS),$(ARTIFACTS)/$(c)/manifest.json)
 
-export: train ## main job: train, export every format, write the parity report
+train: $(MODELS) ## train the default rnn, lstm and gru models into artifacts/<cell>
+
+export: $(ARTIFACTS)/report.md ## main job: data, training, every export, parity report
+	@echo "report: $(ARTIFACTS)/report.md, parity table: $(ARTIFACTS)/parity.json"
+
+$(ARTIFACTS)/%/model.keras: | $(STAMP)
+	$(BIN)/sentilite train --cell $* --preset $(PRESET) --out $(ARTIFACTS)/$*
+
+$(ARTIFACTS)/%/manifest.json: $(ARTIFACTS)/%/model.keras
+	$(BIN)/sentilite export $(ARTIFACTS)/$*
+
+$(ARTIFACTS)/report.md: $(MANIFESTS)
+	$(BIN)/sentilite report $(ARTIFACTS) > /dev/null
 	$(BIN)/sentilite results $(ARTIFACTS) --write $(ARTIFACTS)/results.md
 
 test: $(STAMP) ## run the test suite (unit + IMDB-subset integration tests)

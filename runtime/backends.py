@@ -116,12 +116,20 @@ class _TFLiteBackend(Backend):
                 interp = self._interpreter_cls(model_content=self._content, num_threads=self._num_threads)
                 interp.allocate_tensors()
             except (ValueError, RuntimeError) as exc:
-                raise ModelFileError(
-                    f"{self._source}: the {self.name} interpreter cannot run this file ({_first_line(exc)})"
-                ) from None
+                reason = _first_line(exc)
+                if "Didn't find op for builtin opcode" in str(exc) and self.name == "tflite":
+                    raise ModelFileError(
+                        f"{self._source}: this file needs a newer TFLite runtime than tflite-runtime "
+                        f"{_version('tflite-runtime')} ({reason}); use the litert backend (pip install 'sentilite[tflite]')"
+                    ) from None
+                raise ModelFileError(f"{self._source}: the {self.name} interpreter cannot run this file ({reason})") from None
             self._local.interpreter = interp
             self._local.input = interp.get_input_details()[0]["index"]
-            self._local.output = interp.get_output_details()[0]["index"]
+            out = interp.get_output_details()[0]
+            self._local.output = out["index"]
+            # A full-integer file answers in int8: probability = (q - zero_point) * scale.
+            scale, zero_point = out.get("quantization", (0.0, 0))
+            self._local.dequantize = (float(scale), int(zero_point)) if out["dtype"] != np.float32 and scale else None
         return interp
 
     def run(self, ids: np.ndarray) -> np.ndarray:
@@ -141,6 +149,9 @@ class _TFLiteBackend(Backend):
             interp.set_tensor(inp, chunk)
             interp.invoke()
             res = interp.get_tensor(outp).reshape(-1)
+            if self._local.dequantize is not None:
+                scale, zero_point = self._local.dequantize
+                res = (res.astype(np.float32) - zero_point) * scale
             n = min(step, len(ids) - start)
             out[start: start + n] = res[:n]
         return out
@@ -250,6 +261,15 @@ def create_backend(fmt: str, content: bytes, source: str, backend: str | None = 
         except ModelFileError as exc:
             errors.append(str(exc))
     raise ModelFileError("; ".join(errors))
+
+
+def _version(dist: str) -> str:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "?"
 
 
 def _first_line(exc: BaseException) -> str:

@@ -67,7 +67,7 @@ def _add_export(sub) -> None:
     p.add_argument("--data", help="IMDB folder or .tar.gz (default: $IMDB_DATA, else the cache/download)")
     p.add_argument("--formats", nargs="+", choices=("tflite", "onnx"), help="default: both")
     p.add_argument("--precisions", nargs="+", choices=("fp32", "fp16", "dynamic-int8", "int8"), help="default: all")
-    p.add_argument("--calibration-reviews", type=int, help="training reviews for int8 calibration (default 200)")
+    p.add_argument("--calibration-reviews", type=int, help="training reviews for int8 calibration (default 1000)")
     p.add_argument("--validation-reviews", type=int, help="validation reviews for the parity check (default: all)")
     p.add_argument("--test-reviews", type=int, help="test reviews to evaluate each file on (default: all 25,000)")
     p.add_argument("--quiet", action="store_true")
@@ -106,6 +106,66 @@ def _run_report(args) -> int:
     return 0
 
 
+def _add_predict(sub) -> None:
+    p = sub.add_parser("predict", help="classify texts: arguments, or one per line on standard input")
+    p.add_argument("--model", required=True, help="package folder or a single .onnx / .tflite / .npz file")
+    p.add_argument("--backend", choices=("onnxruntime", "litert", "tflite", "numpy"))
+    p.add_argument("--format", choices=("onnx", "tflite", "numpy"))
+    p.add_argument("--precision", choices=("fp32", "fp16", "dynamic-int8", "int8"))
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("texts", nargs="*", help="texts to classify (default: read lines from standard input)")
+    p.set_defaults(func=_run_predict)
+
+
+def _run_predict(args) -> int:
+    import io
+    import json
+
+    from .model import load
+
+    model = load(args.model, format=args.format, precision=args.precision, backend=args.backend,
+                 batch_size=args.batch_size)
+    if args.texts:
+        texts = args.texts
+    else:
+        # Undecodable bytes become U+FFFD rather than an error; lines stream, never all in memory.
+        stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace", newline=None)
+        texts = (line.rstrip("\n") for line in stdin)
+    out = sys.stdout
+    for label, score in model.iter_predict(texts):
+        out.write(json.dumps({"label": label, "score": round(score, 6)}) + "\n")
+    out.flush()
+    return 0
+
+
+def _add_info(sub) -> None:
+    p = sub.add_parser("info", help="what a package folder or model file holds")
+    p.add_argument("path")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_run_info)
+
+
+def _run_info(args) -> int:
+    import json
+
+    from .info import describe
+
+    info = describe(args.path)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    tok = info["tokenizer"]
+    print(f"{info['path']}: {info['kind']}, cell {info.get('cell')}, labels {', '.join(info['labels'])}")
+    print(f"tokenizer: {tok['vocab_size']} ids, length {tok['maxlen']}, padding {tok['padding']}, "
+          f"truncating {tok['truncating']}, lowercase {tok['lowercase']}, unicode {tok['unicode_form']}")
+    if info.get("source_test_accuracy") is not None:
+        print(f"Keras source: test accuracy {info['source_test_accuracy']:.4f}")
+    for a in info["files"]:
+        acc = f"test accuracy {a['accuracy']:.4f}" if a.get("accuracy") is not None else ""
+        print(f"  {a['file']:<26} {a['format']:<7} {a['precision']:<13} {a['bytes']:>10,} bytes  {acc}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sentilite", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -113,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_results(sub)
     _add_export(sub)
     _add_report(sub)
+    _add_predict(sub)
+    _add_info(sub)
     return parser
 
 
@@ -123,6 +185,11 @@ def main(argv: list[str] | None = None) -> int:
     except SentiliteError as exc:
         print(f"sentilite {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `sentilite predict ... | head` closed the pipe: not an error
+        try:
+            sys.stdout = None
+        finally:
+            return 0
     except KeyboardInterrupt:
         print(f"sentilite {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -28,3 +28,44 @@ def imdb(imdb_path):
     from sentilite.train.data import load_imdb
 
     return load_imdb(imdb_path, progress=False)
+
+
+def small_config(cell, input="ids", subset=3000, epochs=3, **tokenizer):
+    """A preset shrunk so a run takes seconds; still real reviews and the real test set."""
+    from sentilite.train.config import preset_config
+
+    cfg = preset_config("seed", cell, input)
+    return cfg.replace(
+        tokenizer={"vocab_size": 2000, "maxlen": 100, **tokenizer},
+        model={"embedding_dim": 16, "units": 16},
+        training={"train_subset": subset, "max_epochs": epochs, "batch_size": 32, "learning_rate": 3e-3},
+    )
+
+
+@pytest.fixture(scope="session")
+def trained_models(imdb, tmp_path_factory):
+    """One briefly trained model folder per cell, shared by the training and export tests."""
+    from sentilite.train.fit import train_model
+
+    root = tmp_path_factory.mktemp("trained")
+    out = {}
+    for cell in ("rnn", "lstm", "gru"):
+        metrics = train_model(small_config(cell), root / cell, imdb, verbose=0)
+        out[cell] = (root / cell, metrics)
+    return out
+
+
+@pytest.fixture(scope="session")
+def exported(trained_models, imdb, tmp_path_factory):
+    """Each briefly trained model exported to every format and precision (2,000 test reviews)."""
+    import shutil
+
+    from sentilite.export.package import ExportConfig, export_package
+
+    out = {}
+    root = tmp_path_factory.mktemp("exported")
+    for cell in ("rnn", "lstm", "gru"):
+        folder = root / cell
+        shutil.copytree(trained_models[cell][0], folder)
+        out[cell] = (folder, export_package(folder, imdb, ExportConfig(test_reviews=2000), progress=False))
+    return out

@@ -7,15 +7,7 @@ import pytest
 from sentilite.runtime import Tokenizer
 from sentilite.train.config import RunConfig, preset_config
 
-def small(cell, input="ids", subset=3000, epochs=3, **tok):
-    """A preset shrunk so a run takes seconds; still real reviews, real test set."""
-    cfg = preset_config("seed", cell, input)
-    return cfg.replace(
-        tokenizer={"vocab_size": 2000, "maxlen": 100, **tok},
-        model={"embedding_dim": 16, "units": 16},
-        training={"train_subset": subset, "max_epochs": epochs, "batch_size": 32, "learning_rate": 3e-3},
-    )
-
+from conftest import small_config as small
 
 def test_seed_preset_reproduces_the_notebook():
     cfg = preset_config("seed", "rnn")
@@ -41,12 +33,10 @@ def test_config_json_round_trip():
 
 @pytest.mark.integration
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
-def test_train_writes_a_complete_model_folder(cell, imdb, tmp_path):
-    from sentilite.train.fit import train_model
+def test_train_writes_a_complete_model_folder(cell, imdb, trained_models):
     from sentilite.train.model import load_keras_model
 
-    out = tmp_path / cell
-    metrics = train_model(small(cell), out, imdb, verbose=0)
+    out, metrics = trained_models[cell]
     names = sorted(p.name for p in out.iterdir())
     assert names == ["config.json", "history.json", "metrics.json", "model.keras", "tokenizer.json",
                      "training_curves.png"]

@@ -1,0 +1,105 @@
+"""Every cell exported to every format and precision, checked on real reviews."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from sentilite.runtime._io import sha256_bytes
+from sentilite.runtime.errors import ExportValidationError
+
+pytestmark = pytest.mark.integration
+
+CELLS = ("rnn", "lstm", "gru")
+EXPECTED_FILES = sorted(
+    [f"model.{p}.{ext}" for ext in ("tflite", "onnx") for p in ("fp32", "fp16", "dynamic-int8", "int8")]
+    + ["model.fp32.npz"]
+)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_all_files_written_and_listed(exported, cell):
+    folder, manifest = exported[cell]
+    assert sorted(a["file"] for a in manifest["artifacts"]) == EXPECTED_FILES
+    assert json.loads((folder / "manifest.json").read_text()) == manifest
+    assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # no staging left
+    for a in manifest["artifacts"]:
+        content = (folder / a["file"]).read_bytes()
+        assert a["bytes"] == len(content) and a["sha256"] == sha256_bytes(content)
+        assert a["ops"], a["file"]
+    assert manifest["tokenizer"]["sha256"] == sha256_bytes((folder / "tokenizer.json").read_bytes())
+    assert manifest["export"]["calibration_reviews"] == 1000
+    assert {"tensorflow", "onnx", "onnxruntime", "ai-edge-litert"} <= set(manifest["versions"])
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_parity_tolerances_hold_on_real_reviews(exported, cell):
+    _, manifest = exported[cell]
+    keras_accuracy = manifest["source"]["test_accuracy"]
+    for a in manifest["artifacts"]:
+        ev, val = a["eval"], a["validation"]
+        assert ev["n"] == 2000 and ev["split"] == "test"
+        if a["precision"] == "fp32":
+            assert val["max_abs_diff"] <= 1e-4 and ev["max_abs_diff"] <= 1e-4, a["file"]
+            assert val["agreement"] == 1.0, a["file"]
+        if a["precision"] == "fp16":
+            assert val["agreement"] >= 0.999, a["file"]
+        if a["precision"] in ("dynamic-int8", "int8"):
+            assert val["agreement"] >= (0.995 if a["precision"] == "dynamic-int8" else 0.99), a["file"]
+            assert abs(ev["accuracy"] - keras_accuracy) <= 0.005, a["file"]
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_quantized_files_are_small(exported, cell):
+    _, manifest = exported[cell]
+    size = {(a["format"], a["precision"]): a["bytes"] for a in manifest["artifacts"]}
+    for fmt in ("tflite", "onnx"):
+        fp32 = size[(fmt, "fp32")]
+        assert size[(fmt, "fp16")] <= 0.55 * fp32, (fmt, size)
+        assert size[(fmt, "dynamic-int8")] <= 0.35 * fp32, (fmt, size)
+        assert size[(fmt, "int8")] <= 0.35 * fp32, (fmt, size)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_onnx_files_are_valid_with_dynamic_batch_and_no_external_data(exported, cell):
+    import onnx
+
+    folder, manifest = exported[cell]
+    for a in [a for a in manifest["artifacts"] if a["format"] == "onnx"]:
+        model = onnx.load(str(folder / a["file"]))
+        onnx.checker.check_model(model, full_check=True)
+        dims = model.graph.input[0].type.tensor_type.shape.dim
+        assert dims[0].dim_param == "batch" and dims[1].dim_value == 100
+        assert not any(init.data_location == onnx.TensorProto.EXTERNAL for init in model.graph.initializer)
+        assert a["opset"]["ai.onnx"] == 17
+        if a["precision"] in ("dynamic-int8", "int8"):
+            assert "embedding_gather (Gather)" in a["quantized_nodes"]
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_tflite_files_use_builtin_ops_and_int8_runs_on_integers(exported, cell):
+    from sentilite.runtime.flatbuffer import read_tflite_operator_codes
+
+    folder, manifest = exported[cell]
+    for a in [a for a in manifest["artifacts"] if a["format"] == "tflite"]:
+        codes = read_tflite_operator_codes((folder / a["file"]).read_bytes())
+        assert all(code != 32 for code, _ in codes), a["file"]  # 32 = CUSTOM (Flex or custom ops)
+        assert not any(op.startswith(("Flex", "CUSTOM")) for op in a["ops"]), a["ops"]
+        if a["precision"] == "int8":
+            assert a["float_tensors"] == [], a["float_tensors"]
+
+
+def test_a_file_over_tolerance_fails_the_export_and_keeps_the_old_package(exported, imdb, monkeypatch):
+    from sentilite.export import package, validate
+    from sentilite.export.package import ExportConfig, export_package
+
+    folder, manifest = exported["gru"]
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    strict = dict(validate.TOLERANCES)
+    strict["fp16"] = validate.Tolerance(max_abs_diff=1e-12, min_agreement=1.0)
+    monkeypatch.setattr(validate, "TOLERANCES", strict)
+    with pytest.raises(ExportValidationError) as info:
+        export_package(folder, imdb, ExportConfig(formats=("onnx",), test_reviews=500), progress=False)
+    message = str(info.value)
+    assert str(folder / "model.fp16.onnx") in message and "tolerance 1e-12" in message
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
