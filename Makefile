@@ -42,6 +42,9 @@ $(ARTIFACTS)/report.md: $(MANIFESTS)
 	$(BIN)/sentilite report $(ARTIFACTS) > /dev/null
 	$(BIN)/sentilite results $(ARTIFACTS) --write $(ARTIFACTS)/results.md
 
+bench: $(ARTIFACTS)/report.md ## benchmark every exported file against Keras: artifacts/bench.{json,md,png}
+	$(BIN)/sentilite bench $(ARTIFACTS)
+
 test: $(STAMP) ## run the test suite (unit + IMDB-subset integration tests)
 	$(BIN)/python -m pytest -q
 

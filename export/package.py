@@ -150,6 +150,8 @@ def export_package(model_dir: str | os.PathLike, data: ImdbData | str | os.PathL
                 "format": fmt,
                 "precision": precision,
                 "bytes": len(content),
+                # the tokenizer, labels and settings each file carries (a fixed cost, not weights)
+                "embedded_metadata_bytes": len(json.dumps(meta, separators=(",", ":"))),
                 "sha256": sha256_bytes(content),
                 "backend": backend.name,
                 "input": {"name": "ids", "dtype": "int32", "shape": [_batch_dim(backend), tokenizer.config.maxlen]},

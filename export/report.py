@@ -9,6 +9,7 @@ from sentilite.runtime._io import atomic_write_json, atomic_write_text
 from sentilite.runtime.errors import ModelFileError
 from sentilite.runtime.model import MANIFEST_FILE, PRECISIONS
 
+SIZE_LIMITS = {"fp16": 0.55, "dynamic-int8": 0.35, "int8": 0.35}  # share of the same format's fp32 file
 PARITY_FILE = "parity.json"
 REPORT_FILE = "report.md"
 ACCURACY_CHART = "accuracy.png"
@@ -35,6 +36,13 @@ def collect_rows(root: Path) -> list[dict]:
                          "accuracy": ev["accuracy"], "agreement": ev["agreement"],
                          "max_abs_diff": ev["max_abs_diff"], "n": ev["n"],
                          "quantized_nodes": artifact.get("quantized_nodes", [])})
+    fp32 = {(r["cell"], r["format"]): r["bytes"] for r in rows if r["precision"] == "fp32"}
+    for r in rows:
+        base = fp32.get((r["cell"], r["format"]))
+        r["size_vs_fp32"] = round(r["bytes"] / base, 4) if base and r["bytes"] is not None else None
+        limit = SIZE_LIMITS.get(r["precision"]) if r["format"] in ("tflite", "onnx") else None
+        r["size_limit"] = limit
+        r["size_ok"] = None if limit is None else bool(r["size_vs_fp32"] <= limit)
     return rows
 
 
@@ -50,12 +58,14 @@ def write_report(root: str | os.PathLike) -> Path:
         "(agreement = share of reviews with the same predicted label; max diff = largest |P(positive) difference|).",
         "Produced by `make export` (`sentilite export` per model, then `sentilite report`).",
         "",
-        "| cell | format | precision | file | bytes | test accuracy | agreement with Keras | max diff | reviews |",
-        "|---|---|---|---|---:|---:|---:|---:|---:|",
+        "| cell | format | precision | file | bytes | vs fp32 (limit) | test accuracy | agreement with Keras | max diff | reviews |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         size = f"{r['bytes']:,}" if r["bytes"] is not None else "-"
-        lines.append(f"| {r['cell']} | {r['format']} | {r['precision']} | `{r['file']}` | {size} | "
+        ratio = "" if r["size_limit"] is None else (
+            f"{r['size_vs_fp32']:.1%} ({'ok' if r['size_ok'] else 'OVER'} <= {r['size_limit']:.0%})")
+        lines.append(f"| {r['cell']} | {r['format']} | {r['precision']} | `{r['file']}` | {size} | {ratio} | "
                      f"{r['accuracy']:.4f} | {r['agreement']:.4%} | {r['max_abs_diff']:.2g} | {r['n']:,} |")
     lines += ["", f"![accuracy]({ACCURACY_CHART})", "", f"![size]({SIZE_CHART})", ""]
     return atomic_write_text(root / REPORT_FILE, "\n".join(lines))

@@ -166,6 +166,32 @@ def _run_info(args) -> int:
     return 0
 
 
+def _add_bench(sub) -> None:
+    p = sub.add_parser("bench", help="latency, throughput, size, cold start and memory of every file vs Keras")
+    p.add_argument("folder", help="folder holding the exported packages, e.g. artifacts")
+    p.add_argument("--data", help="IMDB folder or .tar.gz (default: $IMDB_DATA, else the cache/download)")
+    p.add_argument("--cells", nargs="+", choices=("rnn", "lstm", "gru"))
+    p.add_argument("--latency-reviews", type=int, default=1000)
+    p.add_argument("--cold-start-runs", type=int, default=5)
+    p.add_argument("--quick", action="store_true", help="few repetitions: a smoke run, not a measurement")
+    p.set_defaults(func=_run_bench)
+
+
+def _run_bench(args) -> int:
+    from sentilite.export.bench import BenchConfig, run_bench
+    from sentilite.train.data import load_imdb
+
+    if args.quick:
+        config = BenchConfig(latency_reviews=50, warmup_reviews=5, throughput_reviews=256, throughput_batch=64,
+                             cold_start_runs=1, cells=tuple(args.cells) if args.cells else None)
+    else:
+        config = BenchConfig(latency_reviews=args.latency_reviews, cold_start_runs=args.cold_start_runs,
+                             cells=tuple(args.cells) if args.cells else None)
+    run_bench(args.folder, config, data=load_imdb(args.data))
+    print(open(f"{args.folder}/bench.md").read())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sentilite", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -175,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_report(sub)
     _add_predict(sub)
     _add_info(sub)
+    _add_bench(sub)
     return parser
 
 

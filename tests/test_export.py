@@ -51,8 +51,14 @@ def test_parity_tolerances_hold_on_real_reviews(exported, cell):
 
 @pytest.mark.parametrize("cell", CELLS)
 def test_quantized_files_are_small(exported, cell):
+    """Size limits on the model part of each file.
+
+    The test models are tiny (2,000 x 16 embedding, ~130 KB), so the ~20 KB
+    of tokenizer every file carries would dominate the ratio; the default
+    models' whole files are held to the same limits in `make export`'s report.
+    """
     _, manifest = exported[cell]
-    size = {(a["format"], a["precision"]): a["bytes"] for a in manifest["artifacts"]}
+    size = {(a["format"], a["precision"]): a["bytes"] - a["embedded_metadata_bytes"] for a in manifest["artifacts"]}
     for fmt in ("tflite", "onnx"):
         fp32 = size[(fmt, "fp32")]
         assert size[(fmt, "fp16")] <= 0.55 * fp32, (fmt, size)
@@ -103,3 +109,19 @@ def test_a_file_over_tolerance_fails_the_export_and_keeps_the_old_package(export
     message = str(info.value)
     assert str(folder / "model.fp16.onnx") in message and "tolerance 1e-12" in message
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_onehot_model_exports_like_the_others(imdb, tmp_path):
+    """The notebook's one-hot SimpleRNN: its table is the identity, every format still matches."""
+    from conftest import small_config
+
+    from sentilite.export.package import ExportConfig, export_package
+    from sentilite.train.fit import train_model
+
+    folder = tmp_path / "onehot"
+    train_model(small_config("rnn", input="onehot", vocab_size=300), folder, imdb, verbose=0)
+    manifest = export_package(folder, imdb, ExportConfig(test_reviews=500), progress=False)
+    assert len(manifest["artifacts"]) == 9
+    for a in manifest["artifacts"]:
+        if a["precision"] == "fp32":
+            assert a["validation"]["max_abs_diff"] <= 1e-4, a["file"]

@@ -1,0 +1,283 @@
+"""`sentilite bench`: speed, size, memory and start-up of every file against its Keras model.
+
+Everything is measured in one run on one machine, and the report leads with
+ratios to the Keras baseline measured in the same run: absolute times on a
+shared machine are noisy, ratios much less so.
+"""
+from __future__ import annotations
+
+import importlib.metadata as md
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sentilite.runtime._io import atomic_write_json, atomic_write_text
+from sentilite.runtime.model import MANIFEST_FILE, read_manifest
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    latency_reviews: int = 1000  # single reviews timed one by one, after the warm-up
+    warmup_reviews: int = 50
+    throughput_reviews: int = 2048
+    throughput_batch: int = 256
+    cold_start_runs: int = 5
+    cells: tuple[str, ...] | None = None  # None = every package found
+
+
+_COLD_RUNTIME = """
+import resource, sys, time
+start = time.perf_counter()
+from sentilite.runtime import load
+model = load(sys.argv[1], backend=sys.argv[2] or None, num_threads=1)
+model.predict(["A wonderful film."])
+print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+_COLD_KERAS = """
+import os, resource, sys, time
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+start = time.perf_counter()
+import sentilite.train.model as m
+from sentilite.runtime import Tokenizer
+model = m.load_keras_model(sys.argv[1])
+tok = Tokenizer.from_file(sys.argv[2])
+model(tok.encode_batch(["A wonderful film."]), training=False)
+print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+
+def _cold_start(code: str, args: list[str], runs: int) -> tuple[float, float, list[float]]:
+    times, rss = [], []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300)
+        wall = time.perf_counter() - t0
+        if result.returncode != 0:
+            raise RuntimeError(f"cold start failed: {result.stderr[-1500:]}")
+        _, peak = result.stdout.split()[-2:]
+        times.append(wall)
+        rss.append(float(peak))
+    return statistics.median(times), statistics.median(rss), times
+
+
+def _latencies(predict_one, texts) -> np.ndarray:
+    out = np.empty(len(texts))
+    for i, text in enumerate(texts):
+        t0 = time.perf_counter()
+        predict_one(text)
+        out[i] = time.perf_counter() - t0
+    return out * 1000.0
+
+
+def _throughput(predict_batch, texts, batch: int) -> float:
+    t0 = time.perf_counter()
+    for i in range(0, len(texts), batch):
+        predict_batch(texts[i: i + batch])
+    return len(texts) / (time.perf_counter() - t0)
+
+
+def _dist_closure(names: list[str]) -> set[str]:
+    seen, todo = set(), list(names)
+    while todo:
+        name = re.split(r"[ ;<>=!~\[]", todo.pop(), maxsplit=1)[0].lower().replace("_", "-")
+        if not name or name in seen:
+            continue
+        try:
+            dist = md.distribution(name)
+        except md.PackageNotFoundError:
+            continue
+        seen.add(name)
+        for req in dist.requires or []:
+            if "extra ==" not in req:
+                todo.append(req)
+    return seen
+
+
+def install_mb(names: list[str]) -> float:
+    """Installed size of these distributions and everything they require, in MB."""
+    total = 0
+    for name in _dist_closure(names):
+        dist = md.distribution(name)
+        for f in dist.files or []:
+            try:
+                total += os.path.getsize(dist.locate_file(f))
+            except OSError:
+                pass
+    return round(total / 1e6, 1)
+
+
+def run_bench(root: str | os.PathLike, config: BenchConfig = BenchConfig(), data=None, progress: bool = True) -> dict:
+    import tensorflow as tf
+
+    from sentilite.runtime import Tokenizer, load
+    from sentilite.train.data import load_imdb
+    from sentilite.train.model import load_keras_model
+
+    root = Path(root)
+    log = (lambda m: print(m, file=sys.stderr, flush=True)) if progress else (lambda m: None)
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    data = data if data is not None else load_imdb(None, progress=progress)
+    n_latency = config.latency_reviews + config.warmup_reviews
+    texts = data.test.texts[:max(n_latency, config.throughput_reviews)]
+    sizes = {
+        "keras": install_mb(["tensorflow", "keras"]),
+        "onnxruntime": install_mb(["numpy", "onnxruntime"]),
+        "litert": install_mb(["numpy", "ai-edge-litert"]),
+        "numpy": install_mb(["numpy"]),
+    }
+    rows = []
+    for manifest_path in sorted(root.glob(f"*/{MANIFEST_FILE}")):
+        folder = manifest_path.parent
+        manifest = read_manifest(folder)
+        cell = manifest["cell"]
+        if config.cells and cell not in config.cells:
+            continue
+        tokenizer = Tokenizer.from_file(folder / manifest["tokenizer"]["file"])
+        keras_model = load_keras_model(folder / manifest["source"]["file"])
+        call = tf.function(lambda ids: keras_model(ids, training=False))
+
+        def keras_call(batch, call=call):
+            return call(tokenizer.encode_batch(batch)).numpy()
+
+        def keras_predict(batch, model=keras_model):
+            return model.predict(tokenizer.encode_batch(batch), verbose=0)
+
+        # The faster of the two usual Keras paths for one review is the baseline.
+        best = None
+        for path_name, fn in (("tf.function", keras_call), ("model.predict", keras_predict)):
+            n = config.latency_reviews if path_name == "tf.function" else min(200, config.latency_reviews)
+            for t in texts[: config.warmup_reviews // 5 + 1]:
+                fn([t])
+            lat = _latencies(lambda t, fn=fn: fn([t]), texts[config.warmup_reviews: config.warmup_reviews + n])
+            log(f"[bench] {cell} keras {path_name}: p50 {np.median(lat):.2f} ms over {len(lat)} reviews")
+            if best is None or np.median(lat) < np.median(best[1]):
+                best = (path_name, lat)
+        tp1 = _throughput(keras_call, texts[: config.throughput_reviews], config.throughput_batch)
+        cold, rss, cold_runs = _cold_start(_COLD_KERAS, [str(folder / manifest["source"]["file"]),
+                                                         str(folder / manifest["tokenizer"]["file"])],
+                                           config.cold_start_runs)
+        rows.append(_row(cell, "keras", "fp32", best[0], (folder / manifest["source"]["file"]).stat().st_size,
+                         best[1], tp1, None, cold, rss, cold_runs, sizes["keras"]))
+        log(f"[bench] {cell} keras: cold start {cold:.2f} s, peak RSS {rss:.0f} MB")
+        for artifact in manifest["artifacts"]:
+            file = folder / artifact["file"]
+            backend = {"onnx": "onnxruntime", "tflite": "litert", "numpy": "numpy"}[artifact["format"]]
+            model = load(file, backend=backend, batch_size=1, num_threads=1)
+            for t in texts[: config.warmup_reviews]:
+                model.predict_proba([t])
+            lat = _latencies(lambda t: model.predict_proba([t]),
+                             texts[config.warmup_reviews: config.warmup_reviews + config.latency_reviews])
+            model.batch_size = config.throughput_batch
+            tp1 = _throughput(model.predict_proba, texts[: config.throughput_reviews], config.throughput_batch)
+            all_cores = load(file, backend=backend, batch_size=config.throughput_batch, num_threads=os.cpu_count())
+            tp_all = _throughput(all_cores.predict_proba, texts[: config.throughput_reviews], config.throughput_batch)
+            cold, rss, cold_runs = _cold_start(_COLD_RUNTIME, [str(file), backend], config.cold_start_runs)
+            rows.append(_row(cell, artifact["format"], artifact["precision"], backend, artifact["bytes"], lat, tp1,
+                             tp_all, cold, rss, cold_runs, sizes[backend]))
+            log(f"[bench] {cell} {artifact['file']}: p50 {np.median(lat):.3f} ms, {tp1:.0f}/s, cold {cold:.2f} s")
+    result = {
+        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                    "cpus": os.cpu_count(), "python": platform.python_version()},
+        "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()},
+        "install_mb": sizes,
+        "rows": rows,
+    }
+    atomic_write_json(root / "bench.json", result)
+    write_bench_report(root, result)
+    return result
+
+
+def _row(cell, fmt, precision, backend, size, lat, tp1, tp_all, cold, rss, cold_runs, install):
+    return {"cell": cell, "format": fmt, "precision": precision, "backend": backend, "bytes": int(size),
+            "latency_ms_p50": round(float(np.median(lat)), 4), "latency_ms_p99": round(float(np.percentile(lat, 99)), 4),
+            "latency_ms_iqr": round(float(np.percentile(lat, 75) - np.percentile(lat, 25)), 4),
+            "latency_reviews": int(len(lat)), "throughput_per_s": round(tp1, 1),
+            "throughput_all_cores_per_s": None if tp_all is None else round(tp_all, 1),
+            "cold_start_s": round(cold, 3), "cold_start_runs_s": [round(t, 3) for t in cold_runs],
+            "peak_rss_mb": round(rss, 1), "install_mb": install}
+
+
+def write_bench_report(root: Path, result: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result["rows"]
+    keras = {r["cell"]: r for r in rows if r["format"] == "keras"}
+    s = result["settings"]
+    lines = [
+        "# sentilite benchmark",
+        "",
+        f"One run on {result['machine']['processor']} ({result['machine']['cpus']} CPUs), Python "
+        f"{result['machine']['python']}. Latency: one review at a time (tokenizing included), one thread, "
+        f"{s['latency_reviews']} IMDB test reviews after {s['warmup_reviews']} warm-up; p50 and p99, spread as "
+        f"the interquartile range. Throughput: batches of {s['throughput_batch']} over {s['throughput_reviews']} "
+        f"reviews. Cold start: a fresh process that imports, loads and classifies one review, median of "
+        f"{s['cold_start_runs']} runs. Ratios are against the Keras model of the same cell in this run "
+        "(its faster single-review path); higher is better for speed-ups.",
+        "",
+        "| cell | format | precision | backend | bytes | p50 ms | p99 ms | IQR ms | latency speed-up | reviews/s (1 thread) | reviews/s (all cores) | cold start s | cold start speed-up | peak RSS MB | install MB |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        k = keras[r["cell"]]
+        tp_all = "-" if r["throughput_all_cores_per_s"] is None else f"{r['throughput_all_cores_per_s']:,.0f}"
+        lines.append(
+            f"| {r['cell']} | {r['format']} | {r['precision']} | {r['backend']} | {r['bytes']:,} | "
+            f"{r['latency_ms_p50']:.3f} | {r['latency_ms_p99']:.3f} | {r['latency_ms_iqr']:.3f} | "
+            f"{k['latency_ms_p50'] / r['latency_ms_p50']:.1f}x | {r['throughput_per_s']:,.0f} | {tp_all} | "
+            f"{r['cold_start_s']:.2f} | {k['cold_start_s'] / r['cold_start_s']:.1f}x | {r['peak_rss_mb']:.0f} | "
+            f"{r['install_mb']:.0f} |")
+    lines += ["", "## Best file of each cell", ""]
+    for cell, k in keras.items():
+        files = [r for r in rows if r["cell"] == cell and r["format"] != "keras"]
+        best = min(files, key=lambda r: r["latency_ms_p50"])
+        lines.append(f"- {cell}: `{best['format']} {best['precision']}` at {best['latency_ms_p50']:.3f} ms, "
+                     f"{k['latency_ms_p50'] / best['latency_ms_p50']:.0f}x faster than Keras ({k['backend']}, "
+                     f"{k['latency_ms_p50']:.2f} ms; target 20x); cold start {k['cold_start_s'] / best['cold_start_s']:.1f}x "
+                     f"faster (target 10x)")
+    slower = []
+    for r in rows:
+        if r["format"] in ("keras", "numpy") or r["precision"] == "fp32":
+            continue
+        twin = next(x for x in rows if x["cell"] == r["cell"] and x["format"] == r["format"] and x["precision"] == "fp32")
+        if r["latency_ms_p50"] > twin["latency_ms_p50"] * 1.05:
+            slower.append(f"- {r['cell']} {r['format']} {r['precision']}: {r['latency_ms_p50']:.3f} ms vs fp32 "
+                          f"{twin['latency_ms_p50']:.3f} ms")
+    lines += ["", "## Slower than their float twin", ""] + (slower or ["- none"])
+    lines += ["", "![latency](bench_latency.png)", "", "![size](bench_size.png)", ""]
+    atomic_write_text(root / "bench.md", "\n".join(lines))
+    for metric, filename, ylabel in (("latency_ms_p50", "bench_latency.png", "ms per review (p50, log)"),
+                                     ("bytes", "bench_size.png", "file size, bytes (log)")):
+        fig, ax = plt.subplots(figsize=(12, 4.5))
+        cells = list(keras)
+        variants = []
+        for r in rows:
+            key = (r["format"], r["precision"])
+            if key not in variants:
+                variants.append(key)
+        width = 0.8 / len(cells)
+        for i, cell in enumerate(cells):
+            vals = [next((r[metric] for r in rows if r["cell"] == cell and (r["format"], r["precision"]) == v), np.nan)
+                    for v in variants]
+            ax.bar(np.arange(len(variants)) + (i - (len(cells) - 1) / 2) * width, vals, width, label=cell)
+        ax.set_xticks(np.arange(len(variants)), [f"{f}\n{p}" for f, p in variants], fontsize=8)
+        ax.set_yscale("log")
+        ax.set_ylabel(ylabel)
+        ax.legend(title="cell")
+        ax.grid(axis="y", alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(root / filename, dpi=100)
+        plt.close(fig)
