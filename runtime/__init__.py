@@ -13,6 +13,7 @@ from .errors import (
     SentiliteError,
     TokenizerFileError,
 )
+from .model import SentimentModel, load
 from .tokenizer import Tokenizer, TokenizerConfig, pad_ids
 
 __version__ = "0.1.0"
@@ -20,6 +21,8 @@ LABELS = ("negative", "positive")
 
 __all__ = [
     "LABELS",
+    "SentimentModel",
+    "load",
     "BackendUnavailableError",
     "ChecksumError",
     "ConfigError",

@@ -124,7 +124,9 @@ class _TFLiteBackend(Backend):
                     ) from None
                 raise ModelFileError(f"{self._source}: the {self.name} interpreter cannot run this file ({reason})") from None
             self._local.interpreter = interp
-            self._local.input = interp.get_input_details()[0]["index"]
+            detail = interp.get_input_details()[0]
+            self._local.input = detail["index"]
+            self._local.batch = int(detail["shape"][0])
             out = interp.get_output_details()[0]
             self._local.output = out["index"]
             # A full-integer file answers in int8: probability = (q - zero_point) * scale.
@@ -134,26 +136,27 @@ class _TFLiteBackend(Backend):
 
     def run(self, ids: np.ndarray) -> np.ndarray:
         interp = self._interpreter()
-        inp, outp = self._local.input, self._local.output
+        local = self._local
         ids = ids.astype(np.int32, copy=False)
         step = self.batch_size_limit or len(ids)
         out = np.empty(len(ids), dtype=np.float32)
         for start in range(0, len(ids), step):
             chunk = ids[start: start + step]
-            if len(chunk) != self.input_shape[0] and self.batch_size_limit is None:
-                interp.resize_tensor_input(inp, [len(chunk), *self.input_shape[1:]])
-                interp.allocate_tensors()
-                self.input_shape = [len(chunk), *self.input_shape[1:]]
-            elif len(chunk) != step:  # fixed batch: pad the last chunk
-                chunk = np.concatenate([chunk, np.zeros((step - len(chunk), chunk.shape[1]), np.int32)])
-            interp.set_tensor(inp, chunk)
+            n = len(chunk)
+            if self.batch_size_limit is None:
+                if n != local.batch:  # this thread's interpreter is resized, never another's
+                    interp.resize_tensor_input(local.input, [n, chunk.shape[1]])
+                    interp.allocate_tensors()
+                    local.batch = n
+            elif n != step:  # fixed batch: pad the last chunk
+                chunk = np.concatenate([chunk, np.zeros((step - n, chunk.shape[1]), np.int32)])
+            interp.set_tensor(local.input, chunk)
             interp.invoke()
-            res = interp.get_tensor(outp).reshape(-1)
-            if self._local.dequantize is not None:
-                scale, zero_point = self._local.dequantize
+            res = interp.get_tensor(local.output).reshape(-1)[:n]
+            if local.dequantize is not None:
+                scale, zero_point = local.dequantize
                 res = (res.astype(np.float32) - zero_point) * scale
-            n = min(step, len(ids) - start)
-            out[start: start + n] = res[:n]
+            out[start: start + n] = res
         return out
 
 
