@@ -39,7 +39,7 @@ _SUFFIX = {"tflite": "tflite", "onnx": "onnx", "numpy": "npz"}
 class ExportConfig:
     formats: tuple[str, ...] = FORMATS
     precisions: tuple[str, ...] = PRECISIONS
-    calibration_reviews: int = 1000  # training reviews for int8 calibration (never test reviews)
+    calibration_reviews: int = 2000  # training reviews for int8 calibration (never test reviews)
     validation_reviews: int | None = None  # None = every validation review of the training split
     test_reviews: int | None = None  # None = all 25,000 test reviews
     numpy_weights: bool = True  # also write model.npz for the pure-numpy backend

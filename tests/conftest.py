@@ -67,5 +67,6 @@ def exported(trained_models, imdb, tmp_path_factory):
     for cell in ("rnn", "lstm", "gru"):
         folder = root / cell
         shutil.copytree(trained_models[cell][0], folder)
-        out[cell] = (folder, export_package(folder, imdb, ExportConfig(test_reviews=2000), progress=False))
+        config = ExportConfig(test_reviews=2000, calibration_reviews=1000)
+        out[cell] = (folder, export_package(folder, imdb, config, progress=False))
     return out
