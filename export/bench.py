@@ -34,17 +34,21 @@ class BenchConfig:
     cells: tuple[str, ...] | None = None  # None = every package found
 
 
+# Peak memory is VmHWM from /proc: it starts afresh at exec, while ru_maxrss
+# keeps the forking parent's peak (here a process with TensorFlow loaded).
+_PEAK_RSS = "int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1]) / 1024"
+
 _COLD_RUNTIME = """
-import resource, sys, time
+import sys, time
 start = time.perf_counter()
 from sentilite.runtime import load
 model = load(sys.argv[1], backend=sys.argv[2] or None, num_threads=1)
 model.predict(["A wonderful film."])
-print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-"""
+print(time.perf_counter() - start, PEAK_RSS)
+""".replace("PEAK_RSS", _PEAK_RSS)
 
 _COLD_KERAS = """
-import os, resource, sys, time
+import os, sys, time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 start = time.perf_counter()
 import sentilite.train.model as m
@@ -52,8 +56,8 @@ from sentilite.runtime import Tokenizer
 model = m.load_keras_model(sys.argv[1])
 tok = Tokenizer.from_file(sys.argv[2])
 model(tok.encode_batch(["A wonderful film."]), training=False)
-print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-"""
+print(time.perf_counter() - start, PEAK_RSS)
+""".replace("PEAK_RSS", _PEAK_RSS)
 
 
 def _cold_start(code: str, args: list[str], runs: int) -> tuple[float, float, list[float]]:
@@ -125,8 +129,12 @@ def run_bench(root: str | os.PathLike, config: BenchConfig = BenchConfig(), data
 
     root = Path(root)
     log = (lambda m: print(m, file=sys.stderr, flush=True)) if progress else (lambda m: None)
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+    try:  # one thread, like the runtime rows; impossible once TensorFlow has run in this process
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        pass
+    keras_threads = tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()
     data = data if data is not None else load_imdb(None, progress=progress)
     n_latency = config.latency_reviews + config.warmup_reviews
     texts = data.test.texts[:max(n_latency, config.throughput_reviews)]
@@ -191,6 +199,7 @@ def run_bench(root: str | os.PathLike, config: BenchConfig = BenchConfig(), data
                     "cpus": os.cpu_count(), "python": platform.python_version()},
         "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()},
         "install_mb": sizes,
+        "keras_intra_op_threads": keras_threads,
         "rows": rows,
     }
     atomic_write_json(root / "bench.json", result)

@@ -105,13 +105,17 @@ def train_model(
     stop = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=config.training.patience, restore_best_weights=True
     )
+    callbacks = [stop]
+    if config.training.reduce_lr_factor:
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=config.training.reduce_lr_factor, patience=0, min_lr=1e-5))
     history = model.fit(
         splits.x_train,
         splits.y_train,
         validation_data=(splits.x_val, splits.y_val),
         batch_size=config.training.batch_size,
         epochs=config.training.max_epochs,
-        callbacks=[stop],
+        callbacks=callbacks,
         shuffle=True,
         verbose=verbose,
     )
