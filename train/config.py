@@ -135,9 +135,10 @@ _PRESETS = {"seed": _SEED, "default": _DEFAULT}
 _CELL_OVERRIDES: dict[tuple[str, str], dict] = {
     # SimpleRNN learned best without embedding dropout, on the 10,000 most frequent words.
     ("default", "rnn"): {"tokenizer": {"vocab_size": 10000}, "model": {"embedding_dropout": 0.0}},
-    # GRU stopped at 0.866-0.870 (10k/20k words, dropout 0.4/0.5, lr 1e-3/5e-4, 32 or 64
-    # units): its validation loss turns up at epoch 3 while accuracy still climbs. Halving the
-    # learning rate on a plateau did not move the best-loss epoch either; see the README.
+    # With a constant learning rate GRU stopped at 0.866-0.870 (10k/20k words, dropout 0.4/0.5,
+    # lr 1e-3/5e-4, 32 or 64 units): its validation loss turns up at epoch 3 while accuracy
+    # still climbs. Halving the rate after each epoch without improvement (and one more epoch
+    # of patience) reached a lower validation loss at epoch 4: 0.873 on the test set.
     ("default", "gru"): {"training": {"reduce_lr_factor": 0.5, "patience": 3}},
 }
 
