@@ -39,7 +39,10 @@ _SUFFIX = {"tflite": "tflite", "onnx": "onnx", "numpy": "npz"}
 class ExportConfig:
     formats: tuple[str, ...] = FORMATS
     precisions: tuple[str, ...] = PRECISIONS
-    calibration_reviews: int = 2000  # training reviews for int8 calibration (never test reviews)
+    # Training reviews for int8 calibration (never test reviews). Full-int8 label agreement sits
+    # near its 99% limit and moves by a few tenths with this number (measured on the validation
+    # reviews: rnn passed with 300 and 2000 but not 1000; lstm with 300 but not 2000).
+    calibration_reviews: int = 300
     validation_reviews: int | None = None  # None = every validation review of the training split
     test_reviews: int | None = None  # None = all 25,000 test reviews
     numpy_weights: bool = True  # also write model.npz for the pure-numpy backend

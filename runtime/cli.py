@@ -67,7 +67,7 @@ def _add_export(sub) -> None:
     p.add_argument("--data", help="IMDB folder or .tar.gz (default: $IMDB_DATA, else the cache/download)")
     p.add_argument("--formats", nargs="+", choices=("tflite", "onnx"), help="default: both")
     p.add_argument("--precisions", nargs="+", choices=("fp32", "fp16", "dynamic-int8", "int8"), help="default: all")
-    p.add_argument("--calibration-reviews", type=int, help="training reviews for int8 calibration (default 2000)")
+    p.add_argument("--calibration-reviews", type=int, help="training reviews for int8 calibration (default 300)")
     p.add_argument("--validation-reviews", type=int, help="validation reviews for the parity check (default: all)")
     p.add_argument("--test-reviews", type=int, help="test reviews to evaluate each file on (default: all 25,000)")
     p.add_argument("--quiet", action="store_true")
