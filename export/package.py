@@ -24,8 +24,8 @@ from sentilite.runtime.errors import ConfigError, ModelFileError
 from sentilite.runtime.model import MANIFEST_FILE, MANIFEST_VERSION, PRECISIONS
 from sentilite.runtime.tokenizer import Tokenizer, dataclass_from_dict
 from sentilite.train.config import RunConfig
-from sentilite.train.data import ImdbData, load_imdb, subset, train_validation_split
-from sentilite.train.fit import CONFIG_FILE, METRICS_FILE, MODEL_FILE, TOKENIZER_FILE
+from sentilite.train.data import ImdbData, load_imdb, subset
+from sentilite.train.fit import CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE, split_training_reviews
 
 from .embedded import embedded_metadata
 from .validate import TOLERANCES, accuracy, check_accuracy_drop, check_parity, compare
@@ -97,7 +97,8 @@ def export_package(model_dir: str | os.PathLike, data: ImdbData | str | os.PathL
 
     if not isinstance(data, ImdbData):
         data = load_imdb(data, progress=progress)
-    fit_texts, val_texts, val_labels = _training_split(run_config, data)
+    fit_part, val_part = split_training_reviews(run_config, data)
+    fit_texts, val_texts, val_labels = fit_part.texts, val_part.texts, val_part.labels
     if config.validation_reviews:
         val_texts, val_labels = val_texts[: config.validation_reviews], val_labels[: config.validation_reviews]
     test = data.test if config.test_reviews is None else subset(data.test, config.test_reviews, seed=0)
@@ -194,16 +195,6 @@ def _run(backend, ids: np.ndarray, batch: int = 256) -> np.ndarray:
 def _batch_dim(backend):
     limit = getattr(backend, "batch_size_limit", None)
     return limit if limit else None
-
-
-def _training_split(config: RunConfig, data: ImdbData):
-    """The same fit / validation reviews the model was trained with (same seed and fraction)."""
-    train = data.train
-    if config.training.train_subset:
-        train = subset(train, config.training.train_subset, config.training.seed)
-    fit_idx, val_idx = train_validation_split(train.labels, config.training.validation_fraction, config.training.seed)
-    fit_part, val_part = train.take(fit_idx), train.take(val_idx)
-    return fit_part.texts, val_part.texts, val_part.labels
 
 
 def _logger(enabled: bool):

@@ -40,14 +40,17 @@ class EncodedSplits:
     val_texts: list[str]
 
 
-def prepare_splits(config: RunConfig, data: ImdbData) -> EncodedSplits:
+def split_training_reviews(config: RunConfig, data: ImdbData):
+    """(fit, validation) reviews for a config: the same ones every time, never a test review."""
     train = data.train
     if config.training.train_subset:
         train = subset(train, config.training.train_subset, config.training.seed)
-    train_idx, val_idx = train_validation_split(
-        train.labels, config.training.validation_fraction, config.training.seed
-    )
-    fit_part, val_part = train.take(train_idx), train.take(val_idx)
+    fit_idx, val_idx = train_validation_split(train.labels, config.training.validation_fraction, config.training.seed)
+    return train.take(fit_idx), train.take(val_idx)
+
+
+def prepare_splits(config: RunConfig, data: ImdbData) -> EncodedSplits:
+    fit_part, val_part = split_training_reviews(config, data)
     # The vocabulary sees the fitting reviews only: not validation, never test.
     tokenizer = build_tokenizer(fit_part.texts, config.tokenizer)
     return EncodedSplits(
