@@ -7,7 +7,6 @@ shared machine are noisy, ratios much less so.
 from __future__ import annotations
 
 import importlib.metadata as md
-import json
 import os
 import platform
 import re

@@ -22,7 +22,7 @@ from sentilite.runtime._io import atomic_write_json, make_staging_dir, sha256_by
 from sentilite.runtime.backends import create_backend
 from sentilite.runtime.errors import ConfigError, ModelFileError
 from sentilite.runtime.model import MANIFEST_FILE, MANIFEST_VERSION, PRECISIONS
-from sentilite.runtime.tokenizer import Tokenizer, dataclass_from_dict
+from sentilite.runtime.tokenizer import Tokenizer
 from sentilite.train.config import RunConfig
 from sentilite.train.data import ImdbData, load_imdb, subset
 from sentilite.train.fit import CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE, split_training_reviews
@@ -203,7 +203,3 @@ def _logger(enabled: bool):
             print(message, file=sys.stderr, flush=True)
 
     return log
-
-
-def read_export_config(data, source: str) -> ExportConfig:
-    return dataclass_from_dict(ExportConfig, data, source)

@@ -6,7 +6,6 @@ with numpy alone. Every backend is safe to call from many threads at once.
 from __future__ import annotations
 
 import io
-import os
 import threading
 import zipfile
 

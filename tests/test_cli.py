@@ -34,5 +34,5 @@ def test_train_command_and_results_table(imdb_path, tmp_path):
     assert f"rnn-seed: test accuracy {metrics['test_accuracy']:.4f} (25000 reviews)" in result.stdout
     table = run_cli("results", str(tmp_path / "runs"), "--write", str(tmp_path / "results.md"))
     assert table.returncode == 0, table.stderr
-    assert f"| rnn | seed | 300 x 16, 8 units, length 100 |" in table.stdout
+    assert "| rnn | seed | 300 x 16, 8 units, length 100 |" in table.stdout
     assert f"{metrics['test_accuracy']:.4f}" in (tmp_path / "results.md").read_text()

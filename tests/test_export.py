@@ -1,8 +1,6 @@
 """Every cell exported to every format and precision, checked on real reviews."""
 import json
-import shutil
 
-import numpy as np
 import pytest
 
 from sentilite.runtime._io import sha256_bytes
@@ -96,7 +94,7 @@ def test_tflite_files_use_builtin_ops_and_int8_runs_on_integers(exported, cell):
 
 
 def test_a_file_over_tolerance_fails_the_export_and_keeps_the_old_package(exported, imdb, monkeypatch):
-    from sentilite.export import package, validate
+    from sentilite.export import validate
     from sentilite.export.package import ExportConfig, export_package
 
     folder, manifest = exported["gru"]

@@ -1,6 +1,5 @@
 """The runtime as an edge app uses it: real packages, real reviews, hostile input."""
 import json
-import os
 import subprocess
 import sys
 import textwrap

@@ -1,7 +1,6 @@
 """Fit one model and save everything a later export needs into one folder."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
@@ -202,10 +201,6 @@ def plot_history(history: dict, path: Path, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
-
-
-def read_metrics(model_dir: str | os.PathLike) -> dict:
-    return json.loads((Path(model_dir) / METRICS_FILE).read_text())
 
 
 def _log(message: str) -> None:
