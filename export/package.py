@@ -21,7 +21,7 @@ from sentilite.runtime import LABELS, __version__
 from sentilite.runtime._io import atomic_write_json, make_staging_dir, sha256_bytes
 from sentilite.runtime.backends import create_backend
 from sentilite.runtime.errors import ConfigError, ModelFileError
-from sentilite.runtime.model import MANIFEST_FILE, MANIFEST_VERSION, PRECISIONS
+from sentilite.runtime.model import MANIFEST_FILE, MANIFEST_VERSION, PRECISIONS, run_batches
 from sentilite.runtime.tokenizer import Tokenizer
 from sentilite.train.config import RunConfig
 from sentilite.train.data import ImdbData, load_imdb, subset
@@ -32,6 +32,8 @@ from .validate import TOLERANCES, accuracy, check_accuracy_drop, check_parity, c
 from .weights import extract_weights
 
 FORMATS = ("tflite", "onnx")
+# Formats whose files read rows shorter than maxlen (their graphs start from the padding's state).
+VARIABLE_LENGTH_FORMATS = ("onnx", "numpy")
 _SUFFIX = {"tflite": "tflite", "onnx": "onnx", "numpy": "npz"}
 
 
@@ -124,7 +126,8 @@ def export_package(model_dir: str | os.PathLike, data: ImdbData | str | os.PathL
             path = staging / name
             started = time.time()
             meta = embedded_metadata(tokenizer_bytes, cell, precision, fmt, LABELS, tokenizer.config.maxlen,
-                                     tokenizer.config.vocab_size, run_config.name)
+                                     tokenizer.config.vocab_size, run_config.name,
+                                     variable_length=fmt in VARIABLE_LENGTH_FORMATS)
             if fmt == "onnx":
                 from .to_onnx import describe_onnx, export_onnx
 
@@ -158,7 +161,9 @@ def export_package(model_dir: str | os.PathLike, data: ImdbData | str | os.PathL
                 "embedded_metadata_bytes": len(json.dumps(meta, separators=(",", ":"))),
                 "sha256": sha256_bytes(content),
                 "backend": backend.name,
-                "input": {"name": "ids", "dtype": "int32", "shape": [_batch_dim(backend), tokenizer.config.maxlen]},
+                "input": {"name": "ids", "dtype": "int32",
+                          "shape": [_batch_dim(backend), None if backend.variable_length else tokenizer.config.maxlen],
+                          "variable_length": backend.variable_length},
                 **described,
                 "validation": {"split": "validation", **val_stats, "tolerance": dataclasses.asdict(TOLERANCES[precision])},
                 "eval": {"split": "test", "n": len(test), "accuracy": round(file_accuracy, 6),
@@ -189,7 +194,8 @@ def export_package(model_dir: str | os.PathLike, data: ImdbData | str | os.PathL
 
 
 def _run(backend, ids: np.ndarray, batch: int = 256) -> np.ndarray:
-    return np.concatenate([backend.run(ids[i: i + batch]) for i in range(0, len(ids), batch)])
+    """Validate the way the runtime runs: rows grouped by length, shared padding left out."""
+    return run_batches(backend, ids, batch)
 
 
 def _batch_dim(backend):

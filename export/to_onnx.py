@@ -1,7 +1,11 @@
 """ONNX export: the graph is written from the Keras weights with native ONNX ops.
 
-ids (batch, T) -> Transpose -> Gather(embedding) -> RNN | LSTM | GRU -> last
-hidden state -> MatMul + Add -> Sigmoid. tf2onnx does not read Keras 3 models
+ids (batch, T) -> Transpose -> Gather(embedding) -> LSTM | GRU -> last
+hidden state -> MatMul + Add -> Sigmoid, with T anything up to maxlen: the
+recurrent state starts where the left-out padding would have taken it, so the
+runtime feeds a review's own length instead of maxlen steps (see build_fp32).
+
+tf2onnx does not read Keras 3 models
 (onnx/tensorflow-onnx#2329) and, through a tf.function, turns SimpleRNN and
 GRU into `Loop` nodes that are 7-28x slower and that onnxruntime's quantizer
 cannot handle (`Invalid model with unknown initializers/tensors`, see
@@ -26,7 +30,7 @@ from sentilite.runtime._io import atomic_write_bytes
 OPSET = 17
 IR_VERSION = 8  # the lowest IR that carries opset 17: older runtimes load it too
 INPUT_NAME, OUTPUT_NAME = "ids", "positive"
-_ONNX_OP = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
+_ONNX_OP = {"rnn": "GRU", "lstm": "LSTM", "gru": "GRU"}  # rnn: see _simple_rnn_as_gru
 # Keras LSTM gates are i, f, c, o; ONNX wants i, o, f, c.
 _LSTM_ORDER = (0, 3, 1, 2)
 
@@ -40,6 +44,8 @@ def onnx_recurrent_weights(cell: str, weights: dict[str, np.ndarray]):
     """Keras (kernel, recurrent_kernel, bias) -> ONNX W [1,G*U,E], R [1,G*U,U], B [1,2*G*U]."""
     kernel, recurrent, bias = weights["kernel"], weights["recurrent_kernel"], weights["bias"]
     units = recurrent.shape[0]
+    if cell == "rnn":
+        return _simple_rnn_as_gru(kernel, recurrent, bias, units)
     if cell == "lstm":
         kernel, recurrent, bias = _reorder(kernel, units, 1), _reorder(recurrent, units, 1), _reorder(bias, units, 0)
     if cell == "gru":  # reset_after=True: row 0 input bias (Wb), row 1 recurrent bias (Rb)
@@ -52,11 +58,42 @@ def onnx_recurrent_weights(cell: str, weights: dict[str, np.ndarray]):
     return w, r, b, units
 
 
+# A gate bias that saturates the sigmoid: sigmoid(-30) ~ 1e-13 and sigmoid(30)
+# rounds to 1.0 in float32.
+_GATE_SATURATION = 30.0
+
+
+def _simple_rnn_as_gru(kernel, recurrent, bias, units):
+    """A SimpleRNN written as an ONNX GRU (linear_before_reset) whose update gate is shut and reset gate open.
+
+    With z = 0 and r = 1 the GRU step is h = tanh(x Wh + h Rh + b), the
+    SimpleRNN step. onnxruntime's GRU kernel runs this ~1.7x faster than its
+    own RNN kernel does the plain step (0.69 vs 1.18 ms for 500 steps of 32
+    units at batch 1, onnxruntime 1.32), for ~8 KB of zero weights.
+    """
+    zeros_w = np.zeros((2 * units, kernel.shape[0]), np.float32)
+    zeros_r = np.zeros((2 * units, units), np.float32)
+    gates_b = np.concatenate([np.full(units, -_GATE_SATURATION), np.full(units, _GATE_SATURATION)]).astype(np.float32)
+    w = np.concatenate([zeros_w, kernel.T])[None]  # ONNX GRU gate order z, r, h
+    r = np.concatenate([zeros_r, recurrent.T])[None]
+    b = np.concatenate([gates_b, bias, np.zeros(3 * units, np.float32)])[None]
+    return w.astype(np.float32), r.astype(np.float32), b.astype(np.float32), units
+
+
 def build_fp32(cell: str, weights: dict[str, np.ndarray], maxlen: int, name: str) -> onnx.ModelProto:
+    """Rows of any length T <= maxlen, read as if left-padded to maxlen.
+
+    The padding a shorter row leaves out is replaced by its effect: the
+    recurrent state starts at ``pad_state[min(maxlen - T, K)]``, the state K
+    padding ids would have reached (``NumpyRecurrentModel.pad_states``).
+    """
+    from sentilite.runtime.numpy_model import NumpyRecurrentModel
+
     w, r, b, units = onnx_recurrent_weights(cell, weights)
     embedding = weights.get("embedding")
     if embedding is None:  # one-hot input: the table is the identity
         embedding = np.eye(weights["kernel"].shape[0], dtype=np.float32)
+    pad_states = NumpyRecurrentModel(cell, weights).pad_states(maxlen)
     op = _ONNX_OP[cell]
     initializers = [
         numpy_helper.from_array(embedding.astype(np.float32), "embedding"),
@@ -66,15 +103,36 @@ def build_fp32(cell: str, weights: dict[str, np.ndarray], maxlen: int, name: str
         numpy_helper.from_array(weights["dense_kernel"].astype(np.float32), "dense_kernel"),
         numpy_helper.from_array(weights["dense_bias"].astype(np.float32), "dense_bias"),
         numpy_helper.from_array(np.array([0], np.int64), "axis0"),
+        numpy_helper.from_array(np.array([1], np.int64), "axis1"),
+        numpy_helper.from_array(np.array([maxlen], np.int64), "maxlen"),
+        numpy_helper.from_array(np.array([len(pad_states[0]) - 1], np.int64), "last_pad_state"),
+        numpy_helper.from_array(np.array([units], np.int64), "units"),
     ]
+    state_names = ["initial_h", "initial_c"][: len(pad_states)]
+    state_nodes = [
+        helper.make_node("Shape", [INPUT_NAME], ["ids_shape"], name="ids_shape"),
+        helper.make_node("Gather", ["ids_shape", "axis0"], ["batch"], axis=0, name="batch_size"),
+        helper.make_node("Gather", ["ids_shape", "axis1"], ["time"], axis=0, name="time_steps"),
+        helper.make_node("Sub", ["maxlen", "time"], ["pad_count"], name="pad_count"),
+        helper.make_node("Max", ["pad_count", "axis0"], ["pad_nonneg"], name="pad_nonneg"),
+        helper.make_node("Min", ["pad_nonneg", "last_pad_state"], ["pad_index"], name="pad_index"),
+        helper.make_node("Concat", ["axis1", "batch", "units"], ["state_shape"], axis=0, name="state_shape"),
+    ]
+    for state, table in zip(state_names, pad_states):
+        initializers.append(numpy_helper.from_array(table.astype(np.float32), f"pad_{state}"))
+        state_nodes += [
+            helper.make_node("Gather", [f"pad_{state}", "pad_index"], [f"{state}_row"], axis=0, name=f"pad_{state}_gather"),
+            helper.make_node("Unsqueeze", [f"{state}_row", "axis0"], [f"{state}_row3"], name=f"{state}_unsqueeze"),
+            helper.make_node("Expand", [f"{state}_row3", "state_shape"], [state], name=f"{state}_expand"),
+        ]
     attrs = {"hidden_size": units, "direction": "forward"}
     if op == "GRU":
         attrs["linear_before_reset"] = 1
-    nodes = [
+    nodes = state_nodes + [
         # onnxruntime's CPU recurrent kernels want [time, batch, feature]; transpose the ints, not the floats.
         helper.make_node("Transpose", [INPUT_NAME], ["ids_tb"], perm=[1, 0], name="ids_transpose"),
         helper.make_node("Gather", ["embedding", "ids_tb"], ["embedded"], axis=0, name="embedding_gather"),
-        helper.make_node(op, ["embedded", "W", "R", "B"], ["", "h_last_dir"], name=cell, **attrs),
+        helper.make_node(op, ["embedded", "W", "R", "B", ""] + state_names, ["", "h_last_dir"], name=cell, **attrs),
         helper.make_node("Squeeze", ["h_last_dir", "axis0"], ["h_last"], name="squeeze_direction"),
         helper.make_node("MatMul", ["h_last", "dense_kernel"], ["logit_mm"], name="dense_matmul"),
         helper.make_node("Add", ["logit_mm", "dense_bias"], ["logit"], name="dense_add"),
@@ -83,7 +141,7 @@ def build_fp32(cell: str, weights: dict[str, np.ndarray], maxlen: int, name: str
     graph = helper.make_graph(
         nodes,
         name,
-        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.INT32, ["batch", maxlen])],
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.INT32, ["batch", "time"])],
         [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["batch", 1])],
         initializer=initializers,
     )
@@ -141,6 +199,10 @@ class _IdsReader:
         self._it = iter(self._batches)
 
 
+# The pad-state tables are tiny and start every row: they stay float.
+_PAD_STATE_GATHERS = ["pad_initial_h_gather", "pad_initial_c_gather"]
+
+
 def _quantize(model_fp32: onnx.ModelProto, precision: str, calibration_ids: np.ndarray | None) -> onnx.ModelProto:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
 
@@ -148,7 +210,8 @@ def _quantize(model_fp32: onnx.ModelProto, precision: str, calibration_ids: np.n
         src, dst = os.path.join(tmp, "fp32.onnx"), os.path.join(tmp, "q.onnx")
         onnx.save_model(model_fp32, src)
         if precision == "dynamic-int8":
-            quantize_dynamic(src, dst, op_types_to_quantize=["Gather"], weight_type=QuantType.QInt8, per_channel=False)
+            quantize_dynamic(src, dst, op_types_to_quantize=["Gather"], weight_type=QuantType.QInt8, per_channel=False,
+                             nodes_to_exclude=_PAD_STATE_GATHERS)
         else:
             if calibration_ids is None or len(calibration_ids) == 0:
                 raise ValueError("static int8 needs calibration ids")
@@ -156,7 +219,7 @@ def _quantize(model_fp32: onnx.ModelProto, precision: str, calibration_ids: np.n
                 src, dst, _IdsReader(calibration_ids),
                 quant_format=QuantFormat.QDQ, op_types_to_quantize=["Gather"],
                 activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=False,
-                calibrate_method=CalibrationMethod.MinMax,
+                calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=_PAD_STATE_GATHERS,
                 extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
             )
         model = onnx.load(dst)

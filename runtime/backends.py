@@ -1,5 +1,8 @@
 """Inference backends: each turns padded ids (n, maxlen) into P(positive) (n,).
 
+A backend whose ``variable_length`` is true also takes (n, T) with T < maxlen
+and reads each row as if it were left-padded to maxlen.
+
 Engines are imported only when a backend is created, so the runtime imports
 with numpy alone. Every backend is safe to call from many threads at once.
 """
@@ -25,6 +28,9 @@ def _threads(num_threads: int | None) -> int:
 class Backend:
     name = "backend"
     batch_size_limit: int | None = None  # a fixed batch dimension, if the file has one
+    # True when the file reads rows shorter than maxlen as if they were left-padded to it,
+    # so the runtime may drop padding columns every row of a batch shares.
+    variable_length: bool = False
 
     def run(self, ids: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -58,10 +64,22 @@ class OnnxRuntimeBackend(Backend):
         self.input_name = inputs[0].name
         self.input_shape = inputs[0].shape
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        self.variable_length = len(self.input_shape) == 2 and not isinstance(self.input_shape[1], int) \
+            and _declares_variable_length(self.metadata)
 
     def run(self, ids: np.ndarray) -> np.ndarray:
         out = self.session.run(None, {self.input_name: ids.astype(np.int32, copy=False)})[0]
         return np.asarray(out, dtype=np.float32).reshape(-1)
+
+
+def _declares_variable_length(metadata: dict[str, str]) -> bool:
+    import json
+
+    try:
+        declared = json.loads(metadata.get("sentilite.input", "{}"))
+    except json.JSONDecodeError:
+        return False
+    return isinstance(declared, dict) and declared.get("variable_length") is True
 
 
 def _maybe_check_onnx(content: bytes, source: str) -> None:
@@ -215,8 +233,10 @@ class NumpyBackend(Backend):
             raise ModelFileError(f"{source}: __metadata__ is not a JSON object ({exc})") from None
         cell = self.metadata.get("sentilite.cell")
         try:
-            self.model = NumpyRecurrentModel(cell, arrays)
-        except (KeyError, ValueError, IndexError) as exc:
+            maxlen = json.loads(self.metadata.get("sentilite.input", "{}")).get("maxlen")
+            self.model = NumpyRecurrentModel(cell, arrays, maxlen=maxlen)
+            self.variable_length = maxlen is not None
+        except (KeyError, ValueError, IndexError, TypeError, AttributeError) as exc:
             raise ModelFileError(f"{source}: weights do not form a {cell} model ({_first_line(exc)})") from None
         self.input_shape = [-1, None]
 

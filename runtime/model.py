@@ -13,7 +13,7 @@ from ._io import sha256_bytes
 from .backends import Backend, available_backends, create_backend
 from .embedded import KEY_PREFIX, read_json_field, read_tokenizer
 from .errors import BackendUnavailableError, ModelFileError
-from .tokenizer import Tokenizer, as_text
+from .tokenizer import PAD_ID, Tokenizer, as_text
 
 MANIFEST_FILE = "manifest.json"
 MANIFEST_VERSION = 1
@@ -37,10 +37,7 @@ class SentimentModel:
         ids = np.asarray(ids, dtype=np.int32)
         if ids.ndim != 2 or ids.shape[1] != self.tokenizer.config.maxlen:
             raise ValueError(f"ids must have shape (n, {self.tokenizer.config.maxlen}), got {ids.shape}")
-        out = np.empty(len(ids), dtype=np.float32)
-        for start in range(0, len(ids), self.batch_size):
-            out[start: start + self.batch_size] = self.backend.run(ids[start: start + self.batch_size])
-        return out
+        return run_batches(self.backend, ids, self.batch_size)
 
     def predict_proba(self, texts: Iterable) -> np.ndarray:
         """(n, 2): P(negative), P(positive), in input order."""
@@ -71,6 +68,32 @@ class SentimentModel:
         if isinstance(texts, (str, bytes)):
             raise TypeError("expected a list of texts, got a single text; wrap it in a list")
         return self.tokenizer.encode_batch(texts)
+
+
+def run_batches(backend: Backend, ids: np.ndarray, batch_size: int) -> np.ndarray:
+    """P(positive) for padded ids (n, maxlen), batch by batch, in input order.
+
+    On a variable-length backend, rows are grouped by length and each batch
+    leaves out the leading padding columns all its rows share (at least one
+    column stays). The file starts those rows from the state that padding
+    would have reached, so the result is the same; a single IMDB review then
+    costs its own ~180 steps, not 500.
+    """
+    n = len(ids)
+    out = np.empty(n, dtype=np.float32)
+    if not backend.variable_length:
+        for start in range(0, n, batch_size):
+            out[start: start + batch_size] = backend.run(ids[start: start + batch_size])
+        return out
+    width = ids.shape[1]
+    nonzero = ids != PAD_ID
+    lengths = np.where(nonzero.any(axis=1), width - nonzero.argmax(axis=1), 0)
+    order = np.argsort(lengths, kind="stable")
+    for start in range(0, n, batch_size):
+        rows = order[start: start + batch_size]
+        steps = max(1, int(lengths[rows].max()))
+        out[rows] = backend.run(ids[rows, width - steps:])
+    return out
 
 
 # -- loading -----------------------------------------------------------------------------

@@ -155,3 +155,31 @@ def test_not_json_and_missing_file(tmp_path):
 def test_config_validation():
     with pytest.raises(ConfigError, match="truncating"):
         TokenizerConfig(truncating="both")
+
+
+@pytest.mark.parametrize("text, words", [
+    ("rock'n'roll isn't 'quoted' here", ["rock'n'roll", "isn't", "quoted", "here"]),
+    ("it''s a''b 'x' ' ''", ["it", "s", "a", "b", "x"]),
+    ("snake_case 42nd__word", ["snake", "case", "42nd", "word"]),
+    ("end'. start' 'mid'dle", ["end", "start", "mid'dle"]),
+    ("café's naïve it’s", ["café's", "naïve", "it's"]),  # not ASCII: the regex path
+])
+def test_ascii_fast_path_gives_the_regex_words(text, words):
+    from sentilite.runtime.tokenizer import _WORD, find_words, normalize_text
+
+    normalized = normalize_text(text, TokenizerConfig())
+    assert find_words(normalized) == words
+    assert _WORD.findall(normalized) == words
+
+
+def test_ascii_fast_path_matches_the_regex_on_random_texts():
+    import random
+
+    from sentilite.runtime.tokenizer import _WORD, find_words, normalize_text
+
+    rng = random.Random(0)
+    alphabet = "ab1'_ -.,`\u2019\t<>/é"
+    for _ in range(20000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 14)))
+        normalized = normalize_text(text, TokenizerConfig())
+        assert find_words(normalized) == _WORD.findall(normalized), repr(text)
