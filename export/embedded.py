@@ -16,11 +16,12 @@ from sentilite.runtime._io import sha256_bytes
 
 
 def embedded_metadata(tokenizer_json: bytes, cell: str, precision: str, fmt: str, labels, maxlen: int,
-                      vocab_size: int, name: str, variable_length: bool = False) -> dict[str, str]:
+                      vocab_size: int, name: str) -> dict[str, str]:
     """String key/values (ONNX metadata_props); TFLite stores the same as one JSON entry.
 
-    ``variable_length``: the file reads rows shorter than maxlen as if they
-    were left-padded, so the runtime may leave the shared padding out.
+    ``variable_length``: every exporter writes files that read rows shorter
+    than maxlen as if they were left-padded, so the runtime may leave the
+    padding all rows of a batch share out.
     """
     return {
         f"{KEY_PREFIX}.metadata_version": str(METADATA_VERSION),
@@ -30,7 +31,7 @@ def embedded_metadata(tokenizer_json: bytes, cell: str, precision: str, fmt: str
         f"{KEY_PREFIX}.precision": precision,
         f"{KEY_PREFIX}.labels": json.dumps(list(labels)),
         f"{KEY_PREFIX}.input": json.dumps({"maxlen": maxlen, "vocab_size": vocab_size,
-                                               "variable_length": variable_length}),
+                                               "variable_length": True}),
         f"{KEY_PREFIX}.tokenizer.sha256": sha256_bytes(tokenizer_json),
         f"{KEY_PREFIX}.tokenizer.zlib_base64": base64.b64encode(zlib.compress(tokenizer_json, 9)).decode("ascii"),
     }

@@ -32,8 +32,6 @@ from .validate import TOLERANCES, accuracy, check_accuracy_drop, check_parity, c
 from .weights import extract_weights
 
 FORMATS = ("tflite", "onnx")
-# Formats whose files read rows shorter than maxlen (their graphs start from the padding's state).
-VARIABLE_LENGTH_FORMATS = ("onnx", "numpy")
 _SUFFIX = {"tflite": "tflite", "onnx": "onnx", "numpy": "npz"}
 
 
@@ -126,8 +124,7 @@ def export_package(model_dir: str | os.PathLike, data: ImdbData | str | os.PathL
             path = staging / name
             started = time.time()
             meta = embedded_metadata(tokenizer_bytes, cell, precision, fmt, LABELS, tokenizer.config.maxlen,
-                                     tokenizer.config.vocab_size, run_config.name,
-                                     variable_length=fmt in VARIABLE_LENGTH_FORMATS)
+                                     tokenizer.config.vocab_size, run_config.name)
             if fmt == "onnx":
                 from .to_onnx import describe_onnx, export_onnx
 

@@ -13,6 +13,12 @@ and calibrates. The TF quantizer still leaves the loop-carried state float
 (QUANTIZE/DEQUANTIZE inside the body); `intify_while_state` rewrites it to
 int8 so every operator between the input and the output runs on integers.
 
+Rows may be shorter than maxlen (the batch and time axes are both dynamic):
+the loop starts from the state the left-out padding would have reached, a
+row of a small table (``NumpyRecurrentModel.pad_states``), so the runtime
+runs a review's own length. Full-integer calibration feeds rows the same way,
+so the calibrator sees those states.
+
 Full-integer conversion runs in a child process, so a crash inside the
 converter or calibrator becomes an error message, not a dead exporter.
 """
@@ -31,6 +37,7 @@ import numpy as np
 from sentilite.runtime._io import atomic_write_bytes
 from sentilite.runtime.embedded import TFLITE_METADATA_NAME
 from sentilite.runtime.errors import SentiliteError
+from sentilite.runtime.numpy_model import NumpyRecurrentModel
 
 # The converter's dynamic-range quantizer leaves constants under 1024 elements
 # float; the recurrent kernel is cut into chunks under that size so it stays
@@ -82,23 +89,34 @@ def build_function(cell: str, weights: dict[str, np.ndarray], maxlen: int, keep_
         candidate = tf.tanh(x[:, 2 * units:] + r * inner[:, 2 * units:])
         return (candidate + z * (h - candidate),)  # == z*h + (1-z)*candidate
 
-    @tf.function(input_signature=[tf.TensorSpec([None, maxlen], tf.int32, name="ids")])
+    # Rows shorter than maxlen start from the state their left-out padding would reach.
+    pad_tables = [const(t) for t in NumpyRecurrentModel(cell, weights).pad_states(maxlen)]
+    last_pad_state = int(pad_tables[0].shape[0]) - 1
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32, name="ids")])
     def positive(ids):
         x = tf.gather(table, ids)  # (batch, time, features)
         if projection is not None:
             x = tf.einsum("bte,eg->btg", x, projection[0]) + projection[1]  # one FC over all steps
-        batch = tf.shape(ids)[0]
-        state = tuple(tf.zeros(tf.stack([batch, units])) for _ in range(2 if cell == "lstm" else 1))
+        batch, time_steps = tf.shape(ids)[0], tf.shape(ids)[1]
+        pad_index = tf.minimum(tf.maximum(maxlen - time_steps, 0), last_pad_state)
+        state = tuple(tf.tile(tf.gather(t, pad_index[None]), tf.stack([batch, 1])) for t in pad_tables)
         steps = tf.transpose(x, [1, 0, 2])  # (time, batch, features)
 
         def body(t, *s):
             return (t + 1,) + step(tf.gather(steps, t), s)
 
-        state = tf.while_loop(lambda t, *s: t < maxlen, body, (tf.constant(0),) + state,
+        state = tf.while_loop(lambda t, *s: t < time_steps, body, (tf.constant(0),) + state,
                               maximum_iterations=maxlen)[1:]
         return tf.sigmoid(tf.matmul(state[0], dense_kernel) + dense_bias)
 
     return positive
+
+
+def _first_id(row: np.ndarray) -> int:
+    """Index of the first non-padding id (the last column for an empty row)."""
+    nonzero = np.flatnonzero(row)
+    return int(nonzero[0]) if len(nonzero) else len(row) - 1
 
 
 def convert(cell: str, weights: dict[str, np.ndarray], precision: str, maxlen: int,
@@ -122,7 +140,9 @@ def convert(cell: str, weights: dict[str, np.ndarray], precision: str, maxlen: i
             raise ValueError("full-integer conversion needs calibration ids")
         rows = np.asarray(calibration_ids, np.int32)
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: ([rows[i: i + 1]] for i in range(len(rows)))
+        # Calibrate on rows as the runtime feeds them: without their leading padding,
+        # so the pad-state tables are seen (on whole rows only their zero row is).
+        converter.representative_dataset = lambda: ([row[None, _first_id(row):]] for row in rows)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_output_type = tf.int8  # the input stays int32 ids
     elif precision != "fp32":

@@ -121,6 +121,9 @@ class _TFLiteBackend(Backend):
         signature = [int(v) for v in detail.get("shape_signature", detail["shape"])]
         # A fixed batch dimension (the converter needs one for RNNs) is fed row by row.
         self.batch_size_limit = None if signature[0] == -1 else self.input_shape[0]
+        self.variable_length = len(signature) == 2 and signature[1] == -1 and _declares_variable_length(self.metadata)
+        if self.variable_length:
+            self.input_shape = [signature[0], None]
 
     def _interpreter_class(self):
         raise NotImplementedError
@@ -143,7 +146,7 @@ class _TFLiteBackend(Backend):
             self._local.interpreter = interp
             detail = interp.get_input_details()[0]
             self._local.input = detail["index"]
-            self._local.batch = int(detail["shape"][0])
+            self._local.shape = tuple(int(v) for v in detail["shape"])
             out = interp.get_output_details()[0]
             self._local.output = out["index"]
             # A full-integer file answers in int8: probability = (q - zero_point) * scale.
@@ -160,13 +163,12 @@ class _TFLiteBackend(Backend):
         for start in range(0, len(ids), step):
             chunk = ids[start: start + step]
             n = len(chunk)
-            if self.batch_size_limit is None:
-                if n != local.batch:  # this thread's interpreter is resized, never another's
-                    interp.resize_tensor_input(local.input, [n, chunk.shape[1]])
-                    interp.allocate_tensors()
-                    local.batch = n
-            elif n != step:  # fixed batch: pad the last chunk
+            if self.batch_size_limit is not None and n != step:  # fixed batch: pad the last chunk
                 chunk = np.concatenate([chunk, np.zeros((step - n, chunk.shape[1]), np.int32)])
+            if chunk.shape != local.shape:  # this thread's interpreter is resized, never another's
+                interp.resize_tensor_input(local.input, list(chunk.shape))
+                interp.allocate_tensors()
+                local.shape = chunk.shape
             interp.set_tensor(local.input, chunk)
             interp.invoke()
             res = interp.get_tensor(local.output).reshape(-1)[:n]
