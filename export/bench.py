@@ -30,6 +30,7 @@ class BenchConfig:
     throughput_reviews: int = 2048
     throughput_batch: int = 256
     cold_start_runs: int = 5
+    whole_row_reviews: int = 300  # latency also timed on whole (padded) rows, for the breakdown
     cells: tuple[str, ...] | None = None  # None = every package found
 
 
@@ -183,8 +184,13 @@ def run_bench(root: str | os.PathLike, config: BenchConfig = BenchConfig(), data
             model = load(file, backend=backend, batch_size=1, num_threads=1)
             for t in texts[: config.warmup_reviews]:
                 model.predict_proba([t])
-            lat = _latencies(lambda t: model.predict_proba([t]),
-                             texts[config.warmup_reviews: config.warmup_reviews + config.latency_reviews])
+            timed = texts[config.warmup_reviews: config.warmup_reviews + config.latency_reviews]
+            lat = _latencies(lambda t: model.predict_proba([t]), timed)
+            # The same reviews as whole rows of maxlen ids, as Keras reads them: how much of the
+            # speed-up is the engine and how much is leaving the padding out.
+            model.backend.variable_length, skips_padding = False, model.backend.variable_length
+            lat_whole = _latencies(lambda t: model.predict_proba([t]), timed[: config.whole_row_reviews])
+            model.backend.variable_length = skips_padding
             model.batch_size = config.throughput_batch
             tp1 = _throughput(model.predict_proba, texts[: config.throughput_reviews], config.throughput_batch)
             all_cores = load(file, backend=backend, batch_size=config.throughput_batch, num_threads=os.cpu_count())
@@ -192,6 +198,8 @@ def run_bench(root: str | os.PathLike, config: BenchConfig = BenchConfig(), data
             cold, rss, cold_runs = _cold_start(_COLD_RUNTIME, [str(file), backend], config.cold_start_runs)
             rows.append(_row(cell, artifact["format"], artifact["precision"], backend, artifact["bytes"], lat, tp1,
                              tp_all, cold, rss, cold_runs, sizes[backend]))
+            rows[-1].update(skips_padding=bool(skips_padding),
+                            latency_ms_p50_whole_rows=round(float(np.median(lat_whole)), 4))
             log(f"[bench] {cell} {artifact['file']}: p50 {np.median(lat):.3f} ms, {tp1:.0f}/s, cold {cold:.2f} s")
     result = {
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
@@ -236,16 +244,22 @@ def write_bench_report(root: Path, result: dict) -> None:
         f"{s['cold_start_runs']} runs. Ratios are against the Keras model of the same cell in this run "
         "(its faster single-review path); higher is better for speed-ups.",
         "",
-        "| cell | format | precision | backend | bytes | p50 ms | p99 ms | IQR ms | latency speed-up | reviews/s (1 thread) | reviews/s (all cores) | cold start s | cold start speed-up | peak RSS MB | install MB |",
-        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"Keras reads every review as a whole row of maxlen ids. The exported files read a review's own "
+        f"length (they start from the state the padding would have reached), which is part of their "
+        f"speed-up; the column *p50 ms, whole rows* times the same file on whole rows ({s['whole_row_reviews']} "
+        f"reviews), i.e. the engine alone.",
+        "",
+        "| cell | format | precision | backend | bytes | p50 ms | p99 ms | IQR ms | latency speed-up | p50 ms, whole rows | reviews/s (1 thread) | reviews/s (all cores) | cold start s | cold start speed-up | peak RSS MB | install MB |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         k = keras[r["cell"]]
         tp_all = "-" if r["throughput_all_cores_per_s"] is None else f"{r['throughput_all_cores_per_s']:,.0f}"
+        whole = f"{r['latency_ms_p50_whole_rows']:.3f}" if r.get("latency_ms_p50_whole_rows") else "-"
         lines.append(
             f"| {r['cell']} | {r['format']} | {r['precision']} | {r['backend']} | {r['bytes']:,} | "
             f"{r['latency_ms_p50']:.3f} | {r['latency_ms_p99']:.3f} | {r['latency_ms_iqr']:.3f} | "
-            f"{k['latency_ms_p50'] / r['latency_ms_p50']:.1f}x | {r['throughput_per_s']:,.0f} | {tp_all} | "
+            f"{k['latency_ms_p50'] / r['latency_ms_p50']:.1f}x | {whole} | {r['throughput_per_s']:,.0f} | {tp_all} | "
             f"{r['cold_start_s']:.2f} | {k['cold_start_s'] / r['cold_start_s']:.1f}x | {r['peak_rss_mb']:.0f} | "
             f"{r['install_mb']:.0f} |")
     lines += ["", "## Best file of each cell", ""]
@@ -254,8 +268,9 @@ def write_bench_report(root: Path, result: dict) -> None:
         best = min(files, key=lambda r: r["latency_ms_p50"])
         lines.append(f"- {cell}: `{best['format']} {best['precision']}` at {best['latency_ms_p50']:.3f} ms, "
                      f"{k['latency_ms_p50'] / best['latency_ms_p50']:.0f}x faster than Keras ({k['backend']}, "
-                     f"{k['latency_ms_p50']:.2f} ms; target 20x); cold start {k['cold_start_s'] / best['cold_start_s']:.1f}x "
-                     f"faster (target 10x)")
+                     f"{k['latency_ms_p50']:.2f} ms; target 20x); on whole rows {best['latency_ms_p50_whole_rows']:.3f} ms, "
+                     f"{k['latency_ms_p50'] / best['latency_ms_p50_whole_rows']:.0f}x; cold start "
+                     f"{k['cold_start_s'] / best['cold_start_s']:.1f}x faster (target 10x)")
     slower = []
     for r in rows:
         if r["format"] in ("keras", "numpy") or r["precision"] == "fp32":

@@ -237,7 +237,7 @@ class NumpyBackend(Backend):
         try:
             maxlen = json.loads(self.metadata.get("sentilite.input", "{}")).get("maxlen")
             self.model = NumpyRecurrentModel(cell, arrays, maxlen=maxlen)
-            self.variable_length = maxlen is not None
+            self.variable_length = maxlen is not None  # the numpy model computes its own pad states
         except (KeyError, ValueError, IndexError, TypeError, AttributeError) as exc:
             raise ModelFileError(f"{source}: weights do not form a {cell} model ({_first_line(exc)})") from None
         self.input_shape = [-1, None]

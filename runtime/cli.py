@@ -185,7 +185,7 @@ def _run_bench(args) -> int:
 
     if args.quick:
         config = BenchConfig(latency_reviews=50, warmup_reviews=5, throughput_reviews=256, throughput_batch=64,
-                             cold_start_runs=1, cells=tuple(args.cells) if args.cells else None)
+                             cold_start_runs=1, whole_row_reviews=20, cells=tuple(args.cells) if args.cells else None)
     else:
         config = BenchConfig(latency_reviews=args.latency_reviews, cold_start_runs=args.cold_start_runs,
                              cells=tuple(args.cells) if args.cells else None)

@@ -15,6 +15,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -195,8 +196,7 @@ class Tokenizer:
 
     def encode(self, text) -> list[int]:
         """Ids of one text, not padded."""
-        get = self._ids.get
-        return [get(word, OOV_ID) for word in self.words(text)]
+        return list(map(self._ids.get, self.words(text), repeat(OOV_ID)))  # dict.get(word, OOV_ID), in C
 
     def encode_batch(self, texts: Iterable) -> np.ndarray:
         """Texts -> int32 array (n, maxlen), padded and truncated per the config."""

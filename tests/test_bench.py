@@ -13,7 +13,7 @@ def test_quick_bench_writes_rows_for_every_file_and_keras(exported, imdb, tmp_pa
     root = tmp_path / "artifacts"
     shutil.copytree(exported["gru"][0], root / "gru")
     config = BenchConfig(latency_reviews=40, warmup_reviews=5, throughput_reviews=128, throughput_batch=64,
-                         cold_start_runs=1)
+                         cold_start_runs=1, whole_row_reviews=10)
     result = run_bench(root, config, data=imdb, progress=False)
     assert json.loads((root / "bench.json").read_text()) == result
     rows = result["rows"]
@@ -23,6 +23,8 @@ def test_quick_bench_writes_rows_for_every_file_and_keras(exported, imdb, tmp_pa
     for r in rows:
         assert r["latency_reviews"] == 40 and r["latency_ms_p50"] > 0 and r["latency_ms_p99"] >= r["latency_ms_p50"]
         assert r["throughput_per_s"] > 0 and r["cold_start_s"] > 0 and r["peak_rss_mb"] > 0
+        if r["format"] != "keras":
+            assert r["skips_padding"] is True and r["latency_ms_p50_whole_rows"] > 0, r
     keras = next(r for r in rows if r["format"] == "keras")
     onnx = next(r for r in rows if r["format"] == "onnx" and r["precision"] == "fp32")
     assert onnx["install_mb"] < keras["install_mb"]  # the runtime installs far less than TensorFlow

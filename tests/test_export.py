@@ -134,6 +134,30 @@ def test_a_file_over_tolerance_fails_the_export_and_keeps_the_old_package(export
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
 
 
+def test_a_killed_export_leaves_the_old_package_and_no_staging(exported, imdb_path, tmp_path):
+    """SIGTERM (a `kill`, a CI timeout) mid-export: staging removed, package byte-for-byte as it was."""
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    folder = tmp_path / "rnn"
+    shutil.copytree(exported["rnn"][0], folder)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    proc = subprocess.Popen([sys.executable, "-m", "sentilite.runtime.cli", "export", str(folder), "--data",
+                             str(imdb_path), "--test-reviews", "200"], stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    for line in proc.stderr:  # wait until the first file is written into staging
+        if "1/9" in line or time.time() > deadline:
+            break
+    assert list(folder.glob(".*.partial")), "the export should be writing into its staging folder by now"
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # no staging, nothing changed
+
+
 def test_onehot_model_exports_like_the_others(imdb, tmp_path):
     """The notebook's one-hot SimpleRNN: its table is the identity, every format still matches.
 
