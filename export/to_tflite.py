@@ -37,6 +37,7 @@ import numpy as np
 from sentilite.runtime._io import atomic_write_bytes
 from sentilite.runtime.embedded import TFLITE_METADATA_NAME
 from sentilite.runtime.errors import SentiliteError
+from sentilite.runtime.model import cut_widths
 from sentilite.runtime.numpy_model import NumpyRecurrentModel
 
 # The converter's dynamic-range quantizer leaves constants under 1024 elements
@@ -113,12 +114,6 @@ def build_function(cell: str, weights: dict[str, np.ndarray], maxlen: int, keep_
     return positive
 
 
-def _first_id(row: np.ndarray) -> int:
-    """Index of the first non-padding id (the last column for an empty row)."""
-    nonzero = np.flatnonzero(row)
-    return int(nonzero[0]) if len(nonzero) else len(row) - 1
-
-
 def convert(cell: str, weights: dict[str, np.ndarray], precision: str, maxlen: int,
             calibration_ids: np.ndarray | None = None) -> bytes:
     """Model bytes (before metadata), in this process."""
@@ -140,9 +135,10 @@ def convert(cell: str, weights: dict[str, np.ndarray], precision: str, maxlen: i
             raise ValueError("full-integer conversion needs calibration ids")
         rows = np.asarray(calibration_ids, np.int32)
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        # Calibrate on rows as the runtime feeds them: without their leading padding,
-        # so the pad-state tables are seen (on whole rows only their zero row is).
-        converter.representative_dataset = lambda: ([row[None, _first_id(row):]] for row in rows)
+        # Calibrate on rows as the runtime feeds them (runtime.model.cut_widths), so the
+        # pad-state tables are seen (on whole rows only their zero row is).
+        widths = cut_widths(rows)
+        converter.representative_dataset = lambda: ([row[None, len(row) - w:]] for row, w in zip(rows, widths))
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_output_type = tf.int8  # the input stays int32 ids
     elif precision != "fp32":

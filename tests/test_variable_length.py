@@ -104,11 +104,15 @@ def test_run_batches_groups_by_length_and_keeps_input_order():
     backend = RecordingBackend(model)
     out = run_batches(backend, ids, batch_size=3)
     np.testing.assert_allclose(out, model.predict_positive(ids), atol=2e-6)
-    assert backend.widths == [(3, 2), (3, 31), (2, 60)]  # lengths sorted: 0 1 2 | 3 30 31 | 59 60
+    # lengths 60 2 0 30 3 31 1 59 -> widths rounded up to 16s, at most 60: 60 16 16 32 16 32 16 60
+    assert backend.widths == [(3, 16), (1, 16), (2, 32), (2, 60)]
 
     backend.widths.clear()
     run_batches(backend, padded_rows([0, 0]), batch_size=8)
-    assert backend.widths == [(2, 1)]  # empty texts still get one (padding) step
+    assert backend.widths == [(2, 16)]  # empty texts still get padding steps
+
+    alone = np.concatenate([run_batches(backend, row[None], 1) for row in ids])
+    np.testing.assert_array_equal(run_batches(backend, ids, 8), alone)  # neighbours never change an answer
 
     backend.variable_length = False  # a fixed-length file always gets whole rows, in input order
     backend.widths.clear()
