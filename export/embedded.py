@@ -20,8 +20,8 @@ def embedded_metadata(tokenizer_json: bytes, cell: str, precision: str, fmt: str
     """String key/values (ONNX metadata_props); TFLite stores the same as one JSON entry.
 
     ``variable_length``: every exporter writes files that read rows shorter
-    than maxlen as if they were left-padded, so the runtime may leave the
-    padding all rows of a batch share out.
+    than maxlen as if they were left-padded, so the runtime may cut the
+    leading padding off.
     """
     return {
         f"{KEY_PREFIX}.metadata_version": str(METADATA_VERSION),

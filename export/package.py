@@ -191,7 +191,7 @@ def export_package(model_dir: str | os.PathLike, data: ImdbData | str | os.PathL
 
 
 def _run(backend, ids: np.ndarray, batch: int = 256) -> np.ndarray:
-    """Validate the way the runtime runs: rows grouped by length, shared padding left out."""
+    """Validate the way the runtime runs: each row cut as runtime.model.run_batches cuts it."""
     return run_batches(backend, ids, batch)
 
 

@@ -31,6 +31,8 @@ OPSET = 17
 IR_VERSION = 8  # the lowest IR that carries opset 17: older runtimes load it too
 INPUT_NAME, OUTPUT_NAME = "ids", "positive"
 _ONNX_OP = {"rnn": "GRU", "lstm": "LSTM", "gru": "GRU"}  # rnn: see _simple_rnn_as_gru
+# The recurrent node's optional initial-state inputs (LSTM uses both), each fed from a pad-state table.
+_STATE_INPUTS = ("initial_h", "initial_c")
 # Keras LSTM gates are i, f, c, o; ONNX wants i, o, f, c.
 _LSTM_ORDER = (0, 3, 1, 2)
 
@@ -109,7 +111,7 @@ def build_fp32(cell: str, weights: dict[str, np.ndarray], maxlen: int, name: str
         numpy_helper.from_array(np.array([len(pad_states[0]) - 1], np.int64), "last_pad_state"),
         numpy_helper.from_array(np.array([units], np.int64), "units"),
     ]
-    state_names = ["initial_h", "initial_c"][: len(pad_states)]
+    state_names = list(_STATE_INPUTS[: len(pad_states)])
     state_nodes = [
         helper.make_node("Shape", [INPUT_NAME], ["ids_shape"], name="ids_shape"),
         helper.make_node("Gather", ["ids_shape", "axis0"], ["batch"], axis=0, name="batch_size"),
@@ -209,8 +211,8 @@ class _IdsReader:
 
 
 # The pad-state tables are tiny and start every row: they stay float.
-_PAD_STATE_GATHERS = ["pad_initial_h_gather", "pad_initial_c_gather"]
-_PAD_STATE_TABLES = ("pad_initial_h", "pad_initial_c")
+_PAD_STATE_GATHERS = [f"pad_{state}_gather" for state in _STATE_INPUTS]
+_PAD_STATE_TABLES = tuple(f"pad_{state}" for state in _STATE_INPUTS)
 
 
 def _quantize(model_fp32: onnx.ModelProto, precision: str, calibration_ids: np.ndarray | None) -> onnx.ModelProto:

@@ -29,7 +29,7 @@ class Backend:
     name = "backend"
     batch_size_limit: int | None = None  # a fixed batch dimension, if the file has one
     # True when the file reads rows shorter than maxlen as if they were left-padded to it,
-    # so the runtime may drop padding columns every row of a batch shares.
+    # so the runtime may cut the leading padding off (runtime.model.run_batches).
     variable_length: bool = False
 
     def run(self, ids: np.ndarray) -> np.ndarray:
@@ -65,21 +65,22 @@ class OnnxRuntimeBackend(Backend):
         self.input_shape = inputs[0].shape
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         self.variable_length = len(self.input_shape) == 2 and not isinstance(self.input_shape[1], int) \
-            and _declares_variable_length(self.metadata)
+            and _declared_input(self.metadata).get("variable_length") is True
 
     def run(self, ids: np.ndarray) -> np.ndarray:
         out = self.session.run(None, {self.input_name: ids.astype(np.int32, copy=False)})[0]
         return np.asarray(out, dtype=np.float32).reshape(-1)
 
 
-def _declares_variable_length(metadata: dict[str, str]) -> bool:
+def _declared_input(metadata: dict[str, str]) -> dict:
+    """The file's ``sentilite.input`` object ({} when absent or unreadable: load() names that problem)."""
     import json
 
     try:
         declared = json.loads(metadata.get("sentilite.input", "{}"))
     except json.JSONDecodeError:
-        return False
-    return isinstance(declared, dict) and declared.get("variable_length") is True
+        return {}
+    return declared if isinstance(declared, dict) else {}
 
 
 def _maybe_check_onnx(content: bytes, source: str) -> None:
@@ -121,7 +122,8 @@ class _TFLiteBackend(Backend):
         signature = [int(v) for v in detail.get("shape_signature", detail["shape"])]
         # A fixed batch dimension (the converter needs one for RNNs) is fed row by row.
         self.batch_size_limit = None if signature[0] == -1 else self.input_shape[0]
-        self.variable_length = len(signature) == 2 and signature[1] == -1 and _declares_variable_length(self.metadata)
+        self.variable_length = len(signature) == 2 and signature[1] == -1 \
+            and _declared_input(self.metadata).get("variable_length") is True
         if self.variable_length:
             self.input_shape = [signature[0], None]
 
@@ -235,7 +237,7 @@ class NumpyBackend(Backend):
             raise ModelFileError(f"{source}: __metadata__ is not a JSON object ({exc})") from None
         cell = self.metadata.get("sentilite.cell")
         try:
-            maxlen = json.loads(self.metadata.get("sentilite.input", "{}")).get("maxlen")
+            maxlen = _declared_input(self.metadata).get("maxlen")
             self.model = NumpyRecurrentModel(cell, arrays, maxlen=maxlen)
             self.variable_length = maxlen is not None  # the numpy model computes its own pad states
         except (KeyError, ValueError, IndexError, TypeError, AttributeError) as exc:

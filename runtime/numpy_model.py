@@ -88,7 +88,7 @@ class NumpyRecurrentModel:
         A row of T ids starts from row ``min(maxlen - T, K)``. Feeding the same
         input again and again drives the state to a fixed point; rows stop at
         the first K after which no state moves more than ``tolerance`` from
-        row K (29 to 94 steps for the trained models, instead of 500).
+        row K (36 to 98 for the default models, instead of 500). Row 0 is the zero state.
         """
         state = tuple(np.zeros((1, self.units), np.float32) for _ in range(self.state_count))
         rows = [state]
@@ -107,9 +107,9 @@ class NumpyRecurrentModel:
         return tuple(np.ascontiguousarray(s[: last + 1]) for s in stacked)
 
     def initial_state(self, n: int, steps: int) -> tuple[np.ndarray, ...]:
-        if self._pad_states is None or steps >= self.maxlen:
+        if self._pad_states is None:
             return tuple(np.zeros((n, self.units), np.float32) for _ in range(self.state_count))
-        k = min(self.maxlen - steps, len(self._pad_states[0]) - 1)
+        k = min(self.maxlen - steps, len(self._pad_states[0]) - 1)  # steps <= maxlen: checked by the caller
         return tuple(np.repeat(s[k: k + 1], n, axis=0) for s in self._pad_states)
 
     def predict_positive(self, ids: np.ndarray) -> np.ndarray:
