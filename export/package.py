@@ -1,13 +1,15 @@
-"""`sentilite export MODEL_DIR`: every format and precision, each validated, in one package.
+"""`sentilite export MODEL_DIR`: every registered format and precision, each validated, in one package.
 
 All files are written to a staging folder first; only when every one has
 passed its check are they moved into MODEL_DIR, manifest last, so a failed
-export leaves the previous package untouched.
+export leaves the previous package untouched. Validation is the same for
+every format (``validate_artifact``): the file is loaded by the runtime, run
+the way the runtime runs it, and compared with the Keras model.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
+import logging
 import os
 import shutil
 import sys
@@ -17,59 +19,62 @@ from pathlib import Path
 
 import numpy as np
 
-from sentilite.runtime import LABELS, __version__
-from sentilite.runtime._io import atomic_write_json, make_staging_dir, sha256_bytes
+from sentilite import LABELS, __version__
 from sentilite.runtime.backends import create_backend
-from sentilite.runtime.errors import ConfigError, ModelFileError
 from sentilite.runtime.model import MANIFEST_FILE, MANIFEST_VERSION, PRECISIONS, run_batches
 from sentilite.runtime.tokenizer import Tokenizer
+from sentilite.shared.config import check_int, config_to_dict
+from sentilite.shared.errors import ConfigError, ModelFileError
+from sentilite.shared.files import atomic_write_json, make_staging_dir, parse_json, sha256_bytes
 from sentilite.train.config import RunConfig
 from sentilite.train.data import ImdbData, load_imdb, subset
+from sentilite.train.evaluate import SHORT_TEXT_WORDS, accuracy, short_texts
 from sentilite.train.fit import CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE, split_training_reviews
 
 from .embedded import embedded_metadata
-from .validate import TOLERANCES, accuracy, check_accuracy_drop, check_parity, compare
+from .registry import EXPORTERS, ExportContext, Exporter
+from .validate import ValidationConfig, check_accuracy_change, check_parity, compare
 from .weights import extract_weights
 
-FORMATS = ("tflite", "onnx")
-_SUFFIX = {"tflite": "tflite", "onnx": "onnx", "numpy": "npz"}
+log = logging.getLogger("sentilite.export")
 
 
 @dataclass(frozen=True)
 class ExportConfig:
-    formats: tuple[str, ...] = FORMATS
+    formats: tuple[str, ...] = tuple(EXPORTERS)
     precisions: tuple[str, ...] = PRECISIONS
-    # Training reviews for int8 calibration (never test reviews). Full-int8 label agreement sits
-    # near its 99% limit and moves by a few tenths with this number (measured on the validation
-    # reviews: rnn passed with 300 and 2000 but not 1000; lstm with 300 but not 2000).
+    # Training reviews for int8 calibration (never test reviews).
     calibration_reviews: int = 300
     validation_reviews: int | None = None  # None = every validation review of the training split
     test_reviews: int | None = None  # None = all 25,000 test reviews
-    numpy_weights: bool = True  # also write model.npz for the pure-numpy backend
 
     def __post_init__(self):
-        bad = [f for f in self.formats if f not in FORMATS]
+        bad = [f for f in self.formats if f not in EXPORTERS]
         if bad:
-            raise ConfigError(f"ExportConfig.formats: unknown {bad}; choose from {FORMATS}")
+            raise ConfigError(f"ExportConfig.formats: unknown {bad}; choose from {tuple(EXPORTERS)}")
         bad = [p for p in self.precisions if p not in PRECISIONS]
         if bad:
             raise ConfigError(f"ExportConfig.precisions: unknown {bad}; choose from {PRECISIONS}")
-        if self.calibration_reviews < 1:
-            raise ConfigError("ExportConfig.calibration_reviews must be >= 1")
+        check_int("ExportConfig", "calibration_reviews", self.calibration_reviews, 1)
+
+    def jobs(self) -> list[tuple[Exporter, str]]:
+        out = []
+        for fmt in self.formats:
+            exporter = EXPORTERS[fmt]
+            wanted = [p for p in exporter.precisions if p in self.precisions] if len(exporter.precisions) > 1 \
+                else list(exporter.precisions)
+            out += [(exporter, p) for p in wanted]
+        return out
 
     def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
-
-
-def artifact_name(fmt: str, precision: str) -> str:
-    return f"model.{precision}.{_SUFFIX[fmt]}"
+        return config_to_dict(self)
 
 
 def _versions() -> dict:
     import importlib.metadata as md
 
     out = {"sentilite": __version__, "python": sys.version.split()[0]}
-    for dist in ("tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert", "numpy"):
+    for dist in ("tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert", "numpy", "scikit-learn"):
         try:
             out[dist] = md.version(dist)
         except md.PackageNotFoundError:
@@ -77,108 +82,101 @@ def _versions() -> dict:
     return out
 
 
-def export_package(model_dir: str | os.PathLike, data: ImdbData | str | os.PathLike | None = None,
-                   config: ExportConfig = ExportConfig(), *, progress: bool = True) -> dict:
-    """Export, validate and evaluate every file; returns the manifest written to MODEL_DIR."""
-    from sentilite.train.model import load_keras_model
+@dataclass(frozen=True)
+class EvaluationSet:
+    """Ids of the reviews every file is run on, with the Keras model's answers."""
 
-    from .to_numpy import describe_numpy, export_numpy
+    name: str
+    ids: np.ndarray
+    labels: np.ndarray
+    keras: np.ndarray
 
-    model_dir = Path(model_dir)
+
+def read_model_folder(model_dir: Path) -> tuple[RunConfig, bytes, Tokenizer]:
     for needed in (MODEL_FILE, TOKENIZER_FILE, CONFIG_FILE):
         if not (model_dir / needed).is_file():
             raise ModelFileError(f"{model_dir}: missing {needed}; train a model there first (sentilite train)")
-    run_config = RunConfig.from_dict(json.loads((model_dir / CONFIG_FILE).read_text()), str(model_dir / CONFIG_FILE))
+    source = str(model_dir / CONFIG_FILE)
+    run_config = RunConfig.from_dict(parse_json((model_dir / CONFIG_FILE).read_bytes(), source, ModelFileError), source)
     tokenizer_bytes = (model_dir / TOKENIZER_FILE).read_bytes()
-    tokenizer = Tokenizer.from_json(tokenizer_bytes, str(model_dir / TOKENIZER_FILE))
-    cell = run_config.model.cell
+    return run_config, tokenizer_bytes, Tokenizer.from_json(tokenizer_bytes, str(model_dir / TOKENIZER_FILE))
+
+
+def export_package(model_dir: str | os.PathLike, data: ImdbData | str | os.PathLike | None = None,
+                   config: ExportConfig = ExportConfig(), validation: ValidationConfig = ValidationConfig(),
+                   *, progress: bool = True) -> dict:
+    """Export, validate and evaluate every file; returns the manifest written to MODEL_DIR."""
+    from sentilite.train.model import load_keras_model
+
+    model_dir = Path(model_dir)
+    run_config, tokenizer_bytes, tokenizer = read_model_folder(model_dir)
     keras_model = load_keras_model(model_dir / MODEL_FILE)
-    weights = extract_weights(keras_model, cell)
+    weights = extract_weights(keras_model, run_config.model)
 
     if not isinstance(data, ImdbData):
         data = load_imdb(data, progress=progress)
     fit_part, val_part = split_training_reviews(run_config, data)
-    fit_texts, val_texts, val_labels = fit_part.texts, val_part.texts, val_part.labels
+    val_texts, val_labels = val_part.texts, val_part.labels
     if config.validation_reviews:
         val_texts, val_labels = val_texts[: config.validation_reviews], val_labels[: config.validation_reviews]
     test = data.test if config.test_reviews is None else subset(data.test, config.test_reviews, seed=0)
-    log = _logger(progress)
-    log(f"[export] {model_dir}: {cell}, {len(val_texts)} validation and {len(test)} test reviews")
-    ids_val = tokenizer.encode_batch(val_texts)
-    ids_test = tokenizer.encode_batch(test.texts)
-    ids_calibration = tokenizer.encode_batch(fit_texts[: config.calibration_reviews])
-    keras_val = keras_model.predict(ids_val, batch_size=512, verbose=0).reshape(-1)
-    keras_test = keras_model.predict(ids_test, batch_size=512, verbose=0).reshape(-1)
-    keras_accuracy = accuracy(keras_test, test.labels)
-    log(f"[export] Keras model: test accuracy {keras_accuracy:.4f}")
+    log.info("%s: %s, %d validation and %d test reviews (%s)", model_dir, run_config.name, len(val_texts), len(test),
+             data.describe())
 
-    tokenizer_sha = sha256_bytes(tokenizer_bytes)
-    jobs = [(fmt, p) for fmt in config.formats for p in config.precisions]
-    if config.numpy_weights:
-        jobs.append(("numpy", "fp32"))
+    def keras_positive(ids):
+        return keras_model.predict(ids, batch_size=512, verbose=0).reshape(-1)
+
+    def evaluation_set(name, texts, labels):
+        ids = tokenizer.encode_batch(texts)
+        return EvaluationSet(name, ids, np.asarray(labels), keras_positive(ids))
+
+    validation_set = evaluation_set("validation", val_texts, val_labels)
+    test_set = evaluation_set("test", test.texts, test.labels)
+    short_sets = [evaluation_set(f"last {k} words", short_texts(test.texts, k), test.labels) for k in SHORT_TEXT_WORDS]
+    keras_accuracy = accuracy(test_set.keras, test_set.labels)
+    source_short = [round(accuracy(s.keras, s.labels), 6) for s in short_sets]
+    log.info("Keras model: test accuracy %.4f; last %s words %s", keras_accuracy,
+             "/".join(map(str, SHORT_TEXT_WORDS)), "/".join(f"{a:.4f}" for a in source_short))
+
+    context = ExportContext(
+        weights=weights, model=run_config.model, maxlen=tokenizer.config.maxlen,
+        vocab_size=tokenizer.config.vocab_size, name=run_config.name,
+        calibration_ids=tokenizer.encode_batch(fit_part.texts[: config.calibration_reviews]),
+        tokenizer_json=tokenizer_bytes, labels=LABELS)
+    jobs = config.jobs()
     staging = make_staging_dir(model_dir / ".export")
     artifacts = []
     try:
-        for index, (fmt, precision) in enumerate(jobs, 1):
-            name = artifact_name(fmt, precision)
+        for index, (exporter, precision) in enumerate(jobs, 1):
+            name = exporter.file_name(precision)
             path = staging / name
             started = time.time()
-            meta = embedded_metadata(tokenizer_bytes, cell, precision, fmt, LABELS, tokenizer.config.maxlen,
-                                     tokenizer.config.vocab_size, run_config.name)
-            if fmt == "onnx":
-                from .to_onnx import describe_onnx, export_onnx
-
-                export_onnx(cell, weights, precision, path, maxlen=tokenizer.config.maxlen, metadata=meta,
-                            calibration_ids=ids_calibration, name=run_config.name)
-                described = describe_onnx(path)
-            elif fmt == "tflite":
-                from .to_tflite import describe_tflite, export_tflite
-
-                export_tflite(cell, weights, precision, path, maxlen=tokenizer.config.maxlen, metadata=meta,
-                              calibration_ids=ids_calibration)
-                described = describe_tflite(path)
-            else:
-                export_numpy(weights, path, metadata=meta)
-                described = describe_numpy(path)
-            content = path.read_bytes()
-            backend = create_backend(fmt, content, str(model_dir / name))
-            file_val = _run(backend, ids_val)
-            val_stats = compare(keras_val, file_val)
-            check_parity(str(model_dir / name), precision, val_stats, "validation")
-            file_test = _run(backend, ids_test)
-            test_stats = compare(keras_test, file_test)
-            file_accuracy = accuracy(file_test, test.labels)
-            check_accuracy_drop(str(model_dir / name), precision, keras_accuracy, file_accuracy, len(test))
-            artifacts.append({
-                "file": name,
-                "format": fmt,
-                "precision": precision,
-                "bytes": len(content),
-                # the tokenizer, labels and settings each file carries (a fixed cost, not weights)
-                "embedded_metadata_bytes": len(json.dumps(meta, separators=(",", ":"))),
-                "sha256": sha256_bytes(content),
-                "backend": backend.name,
-                "input": {"name": "ids", "dtype": "int32",
-                          "shape": [_batch_dim(backend), None if backend.variable_length else tokenizer.config.maxlen],
-                          "variable_length": backend.variable_length},
-                **described,
-                "validation": {"split": "validation", **val_stats, "tolerance": dataclasses.asdict(TOLERANCES[precision])},
-                "eval": {"split": "test", "n": len(test), "accuracy": round(file_accuracy, 6),
-                         "agreement": round(test_stats["agreement"], 6), "max_abs_diff": test_stats["max_abs_diff"]},
-            })
-            log(f"[export] {index}/{len(jobs)} {name}: {len(content):,} bytes, test accuracy {file_accuracy:.4f}, "
-                f"agreement {test_stats['agreement']:.4%}, max diff {test_stats['max_abs_diff']:.2g} "
-                f"({time.time() - started:.1f} s)")
+            metadata = embedded_metadata(tokenizer_bytes, run_config.model, precision, exporter.format, LABELS,
+                                         tokenizer.config.maxlen, tokenizer.config.vocab_size, run_config.name)
+            exporter.write(context, precision, path, metadata)
+            artifact = {"file": name, "format": exporter.format, "precision": precision}
+            if exporter.client:
+                artifact["client"] = exporter.client
+            artifact.update(validate_artifact(path, str(model_dir / name), exporter.format, precision, metadata,
+                                              validation, validation_set, test_set, short_sets, keras_accuracy))
+            artifact.update(exporter.describe(path))
+            artifacts.append(artifact)
+            ev = artifact["eval"]
+            log.info("%d/%d %s: %s bytes, test accuracy %.4f, agreement %.4f%%, max diff %.2g; last %s words %s "
+                     "(%.1f s)", index, len(jobs), name, f"{artifact['bytes']:,}", ev["accuracy"],
+                     100 * ev["agreement"], ev["max_abs_diff"], "/".join(map(str, SHORT_TEXT_WORDS)),
+                     "/".join(f"{a:.4f}" for a in ev["short_text"]["accuracy"]), time.time() - started)
         manifest = {
             "format_version": MANIFEST_VERSION,
             "name": run_config.name,
-            "cell": cell,
+            "cell": run_config.model.cell,
             "labels": list(LABELS),
-            "tokenizer": {"file": TOKENIZER_FILE, "sha256": tokenizer_sha},
+            "tokenizer": {"file": TOKENIZER_FILE, "sha256": sha256_bytes(tokenizer_bytes)},
             "config": {k: v for k, v in run_config.to_dict().items() if k != "format_version"},
             "export": config.to_dict(),
             "source": {"file": MODEL_FILE, "format": "keras", "test_accuracy": round(keras_accuracy, 6),
-                       "test_reviews": len(test)},
+                       "test_reviews": len(test), "data": data.describe(),
+                       "short_text": {"words": list(SHORT_TEXT_WORDS), "n": len(test), "accuracy": source_short}},
             "versions": _versions(),
             "artifacts": artifacts,
         }
@@ -190,19 +188,31 @@ def export_package(model_dir: str | os.PathLike, data: ImdbData | str | os.PathL
     return manifest
 
 
-def _run(backend, ids: np.ndarray, batch: int = 256) -> np.ndarray:
-    """Validate the way the runtime runs: each row cut as runtime.model.run_batches cuts it."""
-    return run_batches(backend, ids, batch)
-
-
-def _batch_dim(backend):
-    limit = getattr(backend, "batch_size_limit", None)
-    return limit if limit else None
-
-
-def _logger(enabled: bool):
-    def log(message: str) -> None:
-        if enabled:
-            print(message, file=sys.stderr, flush=True)
-
-    return log
+def validate_artifact(path: Path, shown_as: str, fmt: str, precision: str, metadata: dict,
+                      validation: ValidationConfig, validation_set: EvaluationSet, test_set: EvaluationSet,
+                      short_sets: list[EvaluationSet], keras_accuracy: float) -> dict:
+    """Load the file with the runtime, run it as the runtime runs, hold it to its tolerance, evaluate it."""
+    content = path.read_bytes()
+    backend = create_backend(fmt, content, shown_as)
+    tolerance = validation.for_precision(precision)
+    val_stats = compare(validation_set.keras, run_batches(backend, validation_set.ids, 256))
+    check_parity(shown_as, precision, val_stats, "validation", tolerance)
+    file_test = run_batches(backend, test_set.ids, 256)
+    test_stats = compare(test_set.keras, file_test)
+    file_accuracy = accuracy(file_test, test_set.labels)
+    check_accuracy_change(shown_as, precision, keras_accuracy, file_accuracy, len(test_set.labels), tolerance)
+    short = [round(accuracy(run_batches(backend, s.ids, 256), s.labels), 6) for s in short_sets]
+    return {
+        "bytes": len(content),
+        # the tokenizer, labels and settings each file carries (a fixed cost, not weights)
+        "embedded_metadata_bytes": len(json.dumps(metadata, separators=(",", ":"))),
+        "sha256": sha256_bytes(content),
+        "backend": backend.name,
+        "input": {"name": "ids", "dtype": "int32",
+                  "shape": [None, None if backend.variable_length else test_set.ids.shape[1]],
+                  "variable_length": backend.variable_length},
+        "validation": {"split": "validation", **val_stats, "tolerance": tolerance.to_dict()},
+        "eval": {"split": "test", "n": len(test_set.labels), "accuracy": round(file_accuracy, 6),
+                 "agreement": round(test_stats["agreement"], 6), "max_abs_diff": test_stats["max_abs_diff"],
+                 "short_text": {"words": list(SHORT_TEXT_WORDS), "n": len(test_set.labels), "accuracy": short}},
+    }

@@ -1,19 +1,33 @@
-"""artifacts/parity.json, artifacts/report.md and charts, from the packages' manifests."""
+"""artifacts/parity.json, artifacts/report.md and charts, from the packages' manifests.
+
+Works on packages exported with any subset of formats and precisions: a size
+ratio to fp32 is left blank where there is no fp32 file of that format.
+"""
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
-from sentilite.runtime._io import atomic_write_json, atomic_write_text
-from sentilite.runtime.errors import ModelFileError
 from sentilite.runtime.model import MANIFEST_FILE, PRECISIONS
+from sentilite.shared.charts import grouped_bars
+from sentilite.shared.errors import ModelFileError
+from sentilite.shared.files import atomic_write_json, atomic_write_text, parse_json
 
-SIZE_LIMITS = {"fp16": 0.55, "dynamic-int8": 0.35, "int8": 0.35}  # share of the same format's fp32 file
+# Share of the same format's fp32 file; and the whole-file cap of issue #9 for 8-bit files.
+SIZE_LIMITS = {"fp16": 0.55, "dynamic-int8": 0.35, "int8": 0.35}
+MAX_8BIT_BYTES = 1_048_576
 PARITY_FILE = "parity.json"
 REPORT_FILE = "report.md"
 ACCURACY_CHART = "accuracy.png"
 SIZE_CHART = "size.png"
+CELL_ORDER = ("rnn", "lstm", "gru")
+
+
+def _load(path: Path) -> dict:
+    manifest = parse_json(path.read_bytes(), str(path), ModelFileError)
+    if not isinstance(manifest, dict) or "artifacts" not in manifest or "source" not in manifest:
+        raise ModelFileError(f"{path}: not a sentilite manifest")
+    return manifest
 
 
 def collect_rows(root: Path) -> list[dict]:
@@ -22,28 +36,40 @@ def collect_rows(root: Path) -> list[dict]:
     if not manifests:
         raise ModelFileError(f"{root}: no exported packages (*/{MANIFEST_FILE}); run sentilite export first")
     for path in manifests:
-        manifest = json.loads(path.read_text())
-        cell = manifest["cell"]
-        source = manifest["source"]
-        keras_bytes = (path.parent / source["file"]).stat().st_size if (path.parent / source["file"]).exists() else None
-        rows.append({"cell": cell, "format": "keras", "precision": "fp32", "file": f"{path.parent.name}/{source['file']}",
-                     "bytes": keras_bytes, "accuracy": source["test_accuracy"], "agreement": 1.0,
-                     "max_abs_diff": 0.0, "n": source["test_reviews"]})
+        manifest = _load(path)
+        cell, source = manifest.get("cell"), manifest["source"]
+        keras_file = path.parent / source.get("file", "model.keras")
+        rows.append({"cell": cell, "format": "keras", "precision": "fp32", "client": None,
+                     "file": f"{path.parent.name}/{keras_file.name}",
+                     "bytes": keras_file.stat().st_size if keras_file.exists() else None,
+                     "accuracy": source["test_accuracy"], "agreement": 1.0, "max_abs_diff": 0.0,
+                     "n": source["test_reviews"], "short_text": (source.get("short_text") or {}).get("accuracy")})
         for artifact in manifest["artifacts"]:
             ev = artifact["eval"]
             rows.append({"cell": cell, "format": artifact["format"], "precision": artifact["precision"],
-                         "file": f"{path.parent.name}/{artifact['file']}", "bytes": artifact["bytes"],
-                         "accuracy": ev["accuracy"], "agreement": ev["agreement"],
+                         "client": artifact.get("client"), "file": f"{path.parent.name}/{artifact['file']}",
+                         "bytes": artifact["bytes"], "accuracy": ev["accuracy"], "agreement": ev["agreement"],
                          "max_abs_diff": ev["max_abs_diff"], "n": ev["n"],
+                         "short_text": (ev.get("short_text") or {}).get("accuracy"),
                          "quantized_nodes": artifact.get("quantized_nodes", [])})
-    fp32 = {(r["cell"], r["format"]): r["bytes"] for r in rows if r["precision"] == "fp32"}
+    fp32 = {(r["cell"], r["format"]): r["bytes"] for r in rows
+            if r["precision"] == "fp32" and not r["client"] and r["bytes"]}
     for r in rows:
         base = fp32.get((r["cell"], r["format"]))
         r["size_vs_fp32"] = round(r["bytes"] / base, 4) if base and r["bytes"] is not None else None
-        limit = SIZE_LIMITS.get(r["precision"]) if r["format"] in ("tflite", "onnx") else None
+        limit = SIZE_LIMITS.get(r["precision"]) if r["format"] in ("tflite", "onnx") and not r["client"] else None
         r["size_limit"] = limit
-        r["size_ok"] = None if limit is None else bool(r["size_vs_fp32"] <= limit)
+        r["size_ok"] = None if limit is None or r["size_vs_fp32"] is None else bool(r["size_vs_fp32"] <= limit)
+        r["under_1mb"] = None if r["precision"] not in ("dynamic-int8", "int8") else bool(r["bytes"] <= MAX_8BIT_BYTES)
     return rows
+
+
+def _ratio(r: dict) -> str:
+    if r["size_limit"] is None:
+        return ""
+    if r["size_vs_fp32"] is None:
+        return "(no fp32 file)"
+    return f"{r['size_vs_fp32']:.1%} ({'ok' if r['size_ok'] else 'OVER'} <= {r['size_limit']:.0%})"
 
 
 def write_report(root: str | os.PathLike) -> Path:
@@ -55,54 +81,45 @@ def write_report(root: str | os.PathLike) -> Path:
         "# sentilite export report",
         "",
         "Every file was evaluated on the IMDB test reviews and compared with the Keras model it came from "
-        "(agreement = share of reviews with the same predicted label; max diff = largest |P(positive) difference|).",
+        "(agreement = share of reviews with the same predicted label; max diff = largest |P(positive) difference|). "
+        "Short texts: the last 10 / 20 / 40 words of every test review.",
         "Produced by `make export` (`sentilite export` per model, then `sentilite report`).",
         "",
-        "| cell | format | precision | file | bytes | vs fp32 (limit) | test accuracy | agreement with Keras | max diff | reviews |",
-        "|---|---|---|---|---:|---:|---:|---:|---:|---:|",
+        "| cell | format | precision | file | bytes | vs fp32 (limit) | test accuracy | last 10 / 20 / 40 words "
+        "| agreement with Keras | max diff | reviews |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         size = f"{r['bytes']:,}" if r["bytes"] is not None else "-"
-        ratio = "" if r["size_limit"] is None else (
-            f"{r['size_vs_fp32']:.1%} ({'ok' if r['size_ok'] else 'OVER'} <= {r['size_limit']:.0%})")
-        lines.append(f"| {r['cell']} | {r['format']} | {r['precision']} | `{r['file']}` | {size} | {ratio} | "
-                     f"{r['accuracy']:.4f} | {r['agreement']:.4%} | {r['max_abs_diff']:.2g} | {r['n']:,} |")
+        if r["under_1mb"] is False:
+            size += " (OVER 1 MB)"
+        short = " / ".join(f"{a:.4f}" for a in r["short_text"]) if r["short_text"] else "-"
+        precision = r["precision"] + (f" ({r['client']})" if r["client"] else "")
+        lines.append(f"| {r['cell']} | {r['format']} | {precision} | `{r['file']}` | {size} | {_ratio(r)} | "
+                     f"{r['accuracy']:.4f} | {short} | {r['agreement']:.4%} | {r['max_abs_diff']:.2g} | {r['n']:,} |")
     lines += ["", f"![accuracy]({ACCURACY_CHART})", "", f"![size]({SIZE_CHART})", ""]
     return atomic_write_text(root / REPORT_FILE, "\n".join(lines))
 
 
 def _charts(rows: list[dict], root: Path) -> None:
-    import matplotlib
+    cells = sorted({r["cell"] for r in rows}, key=lambda c: CELL_ORDER.index(c) if c in CELL_ORDER else 9)
+    variants = [("keras", "fp32", None)]
+    for f in ("tflite", "onnx", "numpy"):
+        for p in PRECISIONS:
+            if any(r["format"] == f and r["precision"] == p and not r["client"] for r in rows):
+                variants.append((f, p, None))
+    variants += sorted({(r["format"], r["precision"], r["client"]) for r in rows if r["client"]})
+    labels = ["keras" if f == "keras" else (c or f"{f}\n{p}") for f, p, c in variants]
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
+    def value(metric):
+        def get(cell, variant):
+            match = [r for r in rows if r["cell"] == cell and (r["format"], r["precision"], r["client"]) == variant]
+            return match[0][metric] if match else None
+        return get
 
-    cells = sorted({r["cell"] for r in rows}, key=["rnn", "lstm", "gru"].index)
-    variants = [("keras", "fp32")] + [(f, p) for f in ("tflite", "onnx", "numpy") for p in PRECISIONS
-                                      if any(r["format"] == f and r["precision"] == p for r in rows)]
-    labels = [f"{f}\n{p}" if f != "keras" else "keras" for f, p in variants]
-    x = np.arange(len(variants))
-    width = 0.8 / max(len(cells), 1)
-    for metric, ylabel, filename, log in (("accuracy", "test accuracy", ACCURACY_CHART, False),
-                                          ("bytes", "file size (bytes)", SIZE_CHART, True)):
-        fig, ax = plt.subplots(figsize=(max(8, len(variants) * 0.9), 4.5))
-        for i, cell in enumerate(cells):
-            values = []
-            for f, p in variants:
-                match = [r for r in rows if r["cell"] == cell and r["format"] == f and r["precision"] == p]
-                values.append(match[0][metric] if match and match[0][metric] is not None else np.nan)
-            ax.bar(x + (i - (len(cells) - 1) / 2) * width, values, width, label=cell)
-        ax.set_xticks(x, labels, fontsize=8)
-        ax.set_ylabel(ylabel)
-        if log:
-            ax.set_yscale("log")
-        else:
-            accs = [r["accuracy"] for r in rows]
-            ax.set_ylim(max(0.0, min(accs) - 0.03), min(1.0, max(accs) + 0.02))
-        ax.grid(axis="y", alpha=0.3)
-        ax.legend(title="cell")
-        ax.set_title(f"{ylabel} of every exported file (IMDB test reviews)" if not log else "file size by format and precision")
-        fig.tight_layout()
-        fig.savefig(root / filename, dpi=100)
-        plt.close(fig)
+    accs = [r["accuracy"] for r in rows]
+    grouped_bars(root / ACCURACY_CHART, cells, variants, value("accuracy"), ylabel="test accuracy",
+                 title="test accuracy of every exported file (IMDB test reviews)", legend_title="cell",
+                 ylim=(max(0.0, min(accs) - 0.03), min(1.0, max(accs) + 0.02)), category_labels=labels)
+    grouped_bars(root / SIZE_CHART, cells, variants, value("bytes"), ylabel="file size (bytes)", log=True,
+                 title="file size by format and precision", legend_title="cell", category_labels=labels)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sentilite.runtime._io import atomic_write_bytes
+from sentilite.shared.files import atomic_write_bytes
 
 
 def export_numpy(weights: dict[str, np.ndarray], path: str | os.PathLike, *, metadata: dict[str, str]) -> Path:

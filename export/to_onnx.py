@@ -1,19 +1,18 @@
 """ONNX export: the graph is written from the Keras weights with native ONNX ops.
 
-ids (batch, T) -> Transpose -> Gather(embedding) -> LSTM | GRU -> last
-hidden state -> MatMul + Add -> Sigmoid, with T anything up to maxlen: the
-recurrent state starts where the left-out padding would have taken it, so the
-runtime feeds a review's own length instead of maxlen steps (see build_fp32).
+ids (batch, T) -> last `window` ids -> Transpose -> Gather(embedding) -> RNN-as-GRU | LSTM | GRU
+-> last hidden state -> MatMul + Add, plus the n-gram branch (Gather of
+unigram and hashed-bigram rows, ReduceSum, / sqrt(count)) over the whole
+row -> Sigmoid. T is anything up to maxlen: the recurrent state starts where
+the left-out padding would have taken it, so the runtime feeds a review's
+own length instead of maxlen steps (see build_fp32).
 
 tf2onnx does not read Keras 3 models
 (onnx/tensorflow-onnx#2329) and, through a tf.function, turns SimpleRNN and
 GRU into `Loop` nodes that are 7-28x slower and that onnxruntime's quantizer
 cannot handle (`Invalid model with unknown initializers/tensors`, see
-microsoft/onnxruntime#18681); the native recurrent ops avoid both.
-
-Quantization targets the embedding, which is nearly every byte: onnxruntime
-has no quantized kernel for RNN/GRU, and quantizing the LSTM node
-(DynamicQuantizeLSTM) cost 5 points of label agreement for ~25 KB.
+microsoft/onnxruntime#18681); the native recurrent ops avoid both. tf2onnx
+still converts the Keras model for a reference check (``reference.py``).
 """
 from __future__ import annotations
 
@@ -25,7 +24,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from sentilite.runtime._io import atomic_write_bytes
+from sentilite.runtime.recurrence import Recurrence
+from sentilite.shared.files import atomic_write_bytes
 
 OPSET = 17
 IR_VERSION = 8  # the lowest IR that carries opset 17: older runtimes load it too
@@ -82,20 +82,22 @@ def _simple_rnn_as_gru(kernel, recurrent, bias, units):
     return w.astype(np.float32), r.astype(np.float32), b.astype(np.float32), units
 
 
-def build_fp32(cell: str, weights: dict[str, np.ndarray], maxlen: int, name: str) -> onnx.ModelProto:
+def build_fp32(ctx, name: str = "sentilite") -> onnx.ModelProto:
     """Rows of any length T <= maxlen, read as if left-padded to maxlen.
 
     The padding a shorter row leaves out is replaced by its effect: the
-    recurrent state starts at ``pad_state[min(maxlen - T, K)]``, the state K
-    padding ids would have reached (``NumpyRecurrentModel.pad_states``).
+    recurrent state starts at ``pad_state[min(steps - T, K)]``, the state K
+    padding ids would have reached (``Recurrence.pad_states``); the n-gram
+    branch ignores padding anyway.
     """
-    from sentilite.runtime.numpy_model import NumpyRecurrentModel
-
+    cell, weights = ctx.model.cell, ctx.weights
+    steps = ctx.model.steps(ctx.maxlen)
     w, r, b, units = onnx_recurrent_weights(cell, weights)
     embedding = weights.get("embedding")
     if embedding is None:  # one-hot input: the table is the identity
         embedding = np.eye(weights["kernel"].shape[0], dtype=np.float32)
-    pad_states = NumpyRecurrentModel(cell, weights).pad_states(maxlen)
+    recurrence = Recurrence(cell, weights["kernel"], weights["recurrent_kernel"], weights["bias"], weights.get("embedding"))
+    pad_states = recurrence.pad_states(steps)
     op = _ONNX_OP[cell]
     stored = "_h" if cell == "rnn" else ""  # rnn: the h gate only, see _simple_rnn_as_gru
     initializers = [
@@ -107,48 +109,62 @@ def build_fp32(cell: str, weights: dict[str, np.ndarray], maxlen: int, name: str
         numpy_helper.from_array(weights["dense_bias"].astype(np.float32), "dense_bias"),
         numpy_helper.from_array(np.array([0], np.int64), "axis0"),
         numpy_helper.from_array(np.array([1], np.int64), "axis1"),
-        numpy_helper.from_array(np.array([maxlen], np.int64), "maxlen"),
+        numpy_helper.from_array(np.array([steps], np.int64), "steps"),
         numpy_helper.from_array(np.array([len(pad_states[0]) - 1], np.int64), "last_pad_state"),
         numpy_helper.from_array(np.array([units], np.int64), "units"),
     ]
+    nodes = []
+    window = INPUT_NAME
+    if steps < ctx.maxlen:  # the cell reads the last `steps` ids of the row
+        initializers += [numpy_helper.from_array(np.array([-steps], np.int64), "window_start"),
+                         numpy_helper.from_array(np.array([_INT64_MAX], np.int64), "to_end")]
+        nodes.append(helper.make_node("Slice", [INPUT_NAME, "window_start", "to_end", "axis1"], ["window"],
+                                      name="window"))
+        window = "window"
     state_names = list(_STATE_INPUTS[: len(pad_states)])
-    state_nodes = [
-        helper.make_node("Shape", [INPUT_NAME], ["ids_shape"], name="ids_shape"),
-        helper.make_node("Gather", ["ids_shape", "axis0"], ["batch"], axis=0, name="batch_size"),
-        helper.make_node("Gather", ["ids_shape", "axis1"], ["time"], axis=0, name="time_steps"),
-        helper.make_node("Sub", ["maxlen", "time"], ["pad_count"], name="pad_count"),
+    nodes += [
+        helper.make_node("Shape", [window], ["window_shape"], name="window_shape"),
+        helper.make_node("Gather", ["window_shape", "axis0"], ["batch"], axis=0, name="batch_size"),
+        helper.make_node("Gather", ["window_shape", "axis1"], ["time"], axis=0, name="time_steps"),
+        helper.make_node("Sub", ["steps", "time"], ["pad_count"], name="pad_count"),
         helper.make_node("Max", ["pad_count", "axis0"], ["pad_nonneg"], name="pad_nonneg"),
         helper.make_node("Min", ["pad_nonneg", "last_pad_state"], ["pad_index"], name="pad_index"),
         helper.make_node("Concat", ["axis1", "batch", "units"], ["state_shape"], axis=0, name="state_shape"),
     ]
     for state, table in zip(state_names, pad_states):
         initializers.append(numpy_helper.from_array(table.astype(np.float32), f"pad_{state}"))
-        state_nodes += [
+        nodes += [
             helper.make_node("Gather", [f"pad_{state}", "pad_index"], [f"{state}_row"], axis=0, name=f"pad_{state}_gather"),
             helper.make_node("Unsqueeze", [f"{state}_row", "axis0"], [f"{state}_row3"], name=f"{state}_unsqueeze"),
             helper.make_node("Expand", [f"{state}_row3", "state_shape"], [state], name=f"{state}_expand"),
         ]
     if stored:
-        for name, cols in (("W", w.shape[2]), ("R", r.shape[2])):
-            initializers.append(numpy_helper.from_array(np.array([1, 2 * units, cols], np.int64), f"{name}_zero_shape"))
-            state_nodes += [
-                helper.make_node("ConstantOfShape", [f"{name}_zero_shape"], [f"{name}_zero"], name=f"{name}_zero",
+        for name_, cols in (("W", w.shape[2]), ("R", r.shape[2])):
+            initializers.append(numpy_helper.from_array(np.array([1, 2 * units, cols], np.int64), f"{name_}_zero_shape"))
+            nodes += [
+                helper.make_node("ConstantOfShape", [f"{name_}_zero_shape"], [f"{name_}_zero"], name=f"{name_}_zero",
                                  value=numpy_helper.from_array(np.zeros(1, np.float32))),
-                helper.make_node("Concat", [f"{name}_zero", name + stored], [name], axis=1, name=f"{name}_gates"),
+                helper.make_node("Concat", [f"{name_}_zero", name_ + stored], [name_], axis=1, name=f"{name_}_gates"),
             ]
     attrs = {"hidden_size": units, "direction": "forward"}
     if op == "GRU":
         attrs["linear_before_reset"] = 1
-    nodes = state_nodes + [
+    nodes += [
         # onnxruntime's CPU recurrent kernels want [time, batch, feature]; transpose the ints, not the floats.
-        helper.make_node("Transpose", [INPUT_NAME], ["ids_tb"], perm=[1, 0], name="ids_transpose"),
+        helper.make_node("Transpose", [window], ["ids_tb"], perm=[1, 0], name="ids_transpose"),
         helper.make_node("Gather", ["embedding", "ids_tb"], ["embedded"], axis=0, name="embedding_gather"),
         helper.make_node(op, ["embedded", "W", "R", "B", ""] + state_names, ["", "h_last_dir"], name=cell, **attrs),
         helper.make_node("Squeeze", ["h_last_dir", "axis0"], ["h_last"], name="squeeze_direction"),
         helper.make_node("MatMul", ["h_last", "dense_kernel"], ["logit_mm"], name="dense_matmul"),
-        helper.make_node("Add", ["logit_mm", "dense_bias"], ["logit"], name="dense_add"),
-        helper.make_node("Sigmoid", ["logit"], [OUTPUT_NAME], name="sigmoid"),
+        helper.make_node("Add", ["logit_mm", "dense_bias"], ["cell_logit"], name="dense_add"),
     ]
+    logit = "cell_logit"
+    if ctx.model.ngram_buckets:
+        ngram_inits, ngram_nodes = ngram_branch(weights["ngram_weights"], ctx.vocab_size, ctx.model.ngram_buckets)
+        initializers += ngram_inits
+        nodes += ngram_nodes + [helper.make_node("Add", ["cell_logit", "ngram_logit"], ["logit"], name="logit")]
+        logit = "logit"
+    nodes.append(helper.make_node("Sigmoid", [logit], [OUTPUT_NAME], name="sigmoid"))
     graph = helper.make_graph(
         nodes,
         name,
@@ -161,12 +177,71 @@ def build_fp32(cell: str, weights: dict[str, np.ndarray], maxlen: int, name: str
     return model
 
 
+_INT64_MAX = np.iinfo(np.int64).max
+
+
+def ngram_branch(table: np.ndarray, vocab_size: int, buckets: int):
+    """(initializers, nodes) computing ``ngram_logit`` (batch, 1) from INPUT_NAME: recurrence.ngram_logit.
+
+    The bigram code prev * vocab_size + cur stays below 2**31 (vocab_size <=
+    46,340), so it is computed in int32 like every other format does.
+    """
+    table = np.asarray(table, np.float32).copy()
+    table[0] = 0.0
+    inits = [
+        numpy_helper.from_array(table, NGRAM_TABLE),
+        numpy_helper.from_array(np.array(0, np.int32), "ng_zero"),
+        numpy_helper.from_array(np.array(vocab_size, np.int32), "ng_vocab"),
+        numpy_helper.from_array(np.array(buckets, np.int32), "ng_buckets"),
+        numpy_helper.from_array(np.array([0], np.int64), "ng_start"),
+        numpy_helper.from_array(np.array([1], np.int64), "ng_one"),
+        numpy_helper.from_array(np.array([-1], np.int64), "ng_minus_one"),
+        numpy_helper.from_array(np.array([_INT64_MAX], np.int64), "ng_end"),
+        numpy_helper.from_array(np.array(1.0, np.float32), "ng_min_count"),
+    ]
+    make = helper.make_node
+    nodes = [
+        make("Equal", [INPUT_NAME, "ng_zero"], ["ng_is_pad"], name="ng_is_pad"),
+        make("Not", ["ng_is_pad"], ["ng_real"], name="ng_real"),
+        make("Slice", [INPUT_NAME, "ng_start", "ng_minus_one", "ng_one"], ["ng_prev"], name="ng_prev"),
+        make("Slice", [INPUT_NAME, "ng_one", "ng_end", "ng_one"], ["ng_cur"], name="ng_cur"),
+        make("Slice", ["ng_real", "ng_start", "ng_minus_one", "ng_one"], ["ng_prev_real"], name="ng_prev_real"),
+        make("Slice", ["ng_real", "ng_one", "ng_end", "ng_one"], ["ng_cur_real"], name="ng_cur_real"),
+        make("And", ["ng_prev_real", "ng_cur_real"], ["ng_both"], name="ng_both"),
+        make("Mul", ["ng_prev", "ng_vocab"], ["ng_prev_scaled"], name="ng_prev_scaled"),
+        make("Add", ["ng_prev_scaled", "ng_cur"], ["ng_code"], name="ng_code"),
+        make("Mod", ["ng_code", "ng_buckets"], ["ng_bucket"], name="ng_bucket"),
+        make("Add", ["ng_bucket", "ng_vocab"], ["ng_bucket_row"], name="ng_bucket_row"),
+        make("Where", ["ng_both", "ng_bucket_row", "ng_zero"], ["ng_bigram_row"], name="ng_bigram_row"),
+        make("Concat", [INPUT_NAME, "ng_bigram_row"], ["ng_rows"], axis=1, name="ng_rows"),
+        make("Gather", [NGRAM_TABLE, "ng_rows"], ["ng_weights"], axis=0, name=NGRAM_GATHER),
+        make("ReduceSum", ["ng_weights", "ng_one"], ["ng_total"], keepdims=1, name="ng_total"),
+        make("Cast", ["ng_real"], ["ng_real_f"], to=TensorProto.FLOAT, name="ng_real_f"),
+        make("Cast", ["ng_both"], ["ng_both_f"], to=TensorProto.FLOAT, name="ng_both_f"),
+        make("ReduceSum", ["ng_real_f", "ng_one"], ["ng_unigrams"], keepdims=1, name="ng_unigrams"),
+        make("ReduceSum", ["ng_both_f", "ng_one"], ["ng_bigrams"], keepdims=1, name="ng_bigrams"),
+        make("Add", ["ng_unigrams", "ng_bigrams"], ["ng_count"], name="ng_count"),
+        make("Max", ["ng_count", "ng_min_count"], ["ng_count_pos"], name="ng_count_pos"),
+        make("Sqrt", ["ng_count_pos"], ["ng_norm"], name="ng_norm"),
+        make("Div", ["ng_total", "ng_norm"], ["ngram_logit"], name="ngram_logit"),
+    ]
+    return inits, nodes
+
+
+NGRAM_TABLE = "ngram_table"
+NGRAM_GATHER = "ngram_gather"
+# Float tables read by a Gather: stored in float16 by to_fp16, quantized by the 8-bit exporters.
+TABLES = ("embedding", NGRAM_TABLE)
+
+
 def to_fp16(model_fp32: onnx.ModelProto, only: tuple[str, ...] | None = None) -> onnx.ModelProto:
     """Weights stored as float16, computed in float32 (all of them, or the initializers named in ``only``).
 
     onnxruntime's CPU provider has no float16 RNN/LSTM/GRU kernels, so the
     embedding is gathered in float16 and only the gathered rows are cast up;
-    the small weights get a Cast each, which onnxruntime folds at load time.
+    the small weights get a Cast each, which onnxruntime folds at load time;
+    the tables (embedding, n-gram weights) are gathered in float16 and only
+    the gathered rows are cast up.
     """
     model = onnx.ModelProto()
     model.CopyFrom(model_fp32)
@@ -178,17 +253,18 @@ def to_fp16(model_fp32: onnx.ModelProto, only: tuple[str, ...] | None = None) ->
             continue
         half = numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), init.name + "_fp16")
         initializers.append(half)
-        if init.name != "embedding":
+        if init.name not in TABLES:
             casts.append(helper.make_node("Cast", [half.name], [init.name], to=TensorProto.FLOAT, name=f"cast_{init.name}"))
     del graph.initializer[:]
     graph.initializer.extend(initializers)
     nodes = []
     for node in graph.node:
-        if node.op_type == "Gather" and node.input[0] == "embedding":
-            node.input[0] = "embedding_fp16"
+        if node.op_type == "Gather" and node.input[0] in TABLES and (only is None or node.input[0] in only):
+            node.input[0] = node.input[0] + "_fp16"
             out = node.output[0]
             node.output[0] = out + "_fp16"
-            nodes += [node, helper.make_node("Cast", [node.output[0]], [out], to=TensorProto.FLOAT, name="cast_embedded")]
+            nodes += [node, helper.make_node("Cast", [node.output[0]], [out], to=TensorProto.FLOAT,
+                                             name=f"cast_{node.name}")]
         else:
             nodes.append(node)
     del graph.node[:]
@@ -285,17 +361,15 @@ def set_metadata(model: onnx.ModelProto, metadata: dict[str, str]) -> onnx.Model
     return model
 
 
-def export_onnx(cell: str, weights: dict[str, np.ndarray], precision: str, path: str | os.PathLike, *,
-                maxlen: int, metadata: dict[str, str], calibration_ids: np.ndarray | None = None,
-                name: str = "sentilite") -> Path:
+def export_onnx(ctx, precision: str, path: str | os.PathLike, *, metadata: dict[str, str]) -> Path:
     """Write one ONNX file (atomically) and return its path; raises if the checker refuses it."""
-    model = build_fp32(cell, weights, maxlen, name)
+    model = build_fp32(ctx, ctx.name)
     if precision == "fp16":
         model = to_fp16(model)
     elif precision in ("dynamic-int8", "int8"):
         # The pad-state tables stay float (see _PAD_STATE_GATHERS) but are stored as
         # float16: in a small LSTM they would otherwise be ~10% of an 8-bit file.
-        model = to_fp16(_quantize(model, precision, calibration_ids), only=_PAD_STATE_TABLES)
+        model = to_fp16(_quantize(model, precision, ctx.calibration_ids), only=_PAD_STATE_TABLES)
     elif precision != "fp32":
         raise ValueError(f"unknown precision {precision!r}")
     set_metadata(model, metadata)

@@ -15,7 +15,7 @@ int8 so every operator between the input and the output runs on integers.
 
 Rows may be shorter than maxlen (the batch and time axes are both dynamic):
 the loop starts from the state the left-out padding would have reached, a
-row of a small table (``NumpyRecurrentModel.pad_states``), so the runtime
+row of a small table (``Recurrence.pad_states``), so the runtime
 runs a review's own length. Full-integer calibration feeds rows the same way,
 so the calibrator sees those states.
 
@@ -24,7 +24,6 @@ converter or calibrator becomes an error message, not a dead exporter.
 """
 from __future__ import annotations
 
-import copy
 import json
 import os
 import subprocess
@@ -34,26 +33,34 @@ from pathlib import Path
 
 import numpy as np
 
-from sentilite.runtime._io import atomic_write_bytes
+from sentilite.runtime.architecture import ModelConfig
 from sentilite.runtime.embedded import TFLITE_METADATA_NAME
-from sentilite.runtime.errors import SentiliteError
 from sentilite.runtime.model import cut_widths
-from sentilite.runtime.numpy_model import NumpyRecurrentModel
+from sentilite.runtime.recurrence import Recurrence
+from sentilite.shared.files import atomic_write_bytes
+
+from .errors import ConversionError
 
 # The converter's dynamic-range quantizer leaves constants under 1024 elements
 # float; the recurrent kernel is cut into chunks under that size so it stays
 # float in dynamic-int8 (an int8 recurrent kernel alone cost a SimpleRNN ~3.5
 # points of label agreement over 200 steps, for at most 16 KB).
 _FLOAT_CHUNK_ELEMENTS = 512
+# How long the full-integer converter (a child process) may take before it is stopped.
+CONVERSION_TIMEOUT_S = 900
 
 
-class TFLiteConversionError(SentiliteError, RuntimeError):
-    """The TFLite converter failed (or crashed) on this model."""
+def build_function(model: ModelConfig, weights: dict[str, np.ndarray], maxlen: int, vocab_size: int,
+                   precision: str = "fp32"):
+    """The forward pass as a tf.function over (batch, T) int32 ids, T <= maxlen.
 
-
-def build_function(cell: str, weights: dict[str, np.ndarray], maxlen: int, keep_recurrent_float: bool = False):
+    In the int8 file the n-gram branch runs on integers (see
+    ``_integer_ngram_logit``); elsewhere it is the float sum.
+    """
     import tensorflow as tf
 
+    cell = model.cell
+    steps = model.steps(maxlen)
     w = {k: np.asarray(v, np.float32) for k, v in weights.items()}
     embedding = w.get("embedding")
     if embedding is None:  # one-hot input: the table is the identity
@@ -70,6 +77,7 @@ def build_function(cell: str, weights: dict[str, np.ndarray], maxlen: int, keep_
     chunks = [const(recurrent[:, j: j + cols]) for j in range(0, recurrent.shape[1], cols)]
     recurrent_bias = const(bias[1]) if cell == "gru" else None  # GRU reset_after: (2, 3*units)
     dense_kernel, dense_bias = const(w["dense_kernel"]), const(w["dense_bias"])
+    keep_recurrent_float = precision == "dynamic-int8"
 
     def recurrent_matmul(h):
         if keep_recurrent_float:
@@ -90,37 +98,107 @@ def build_function(cell: str, weights: dict[str, np.ndarray], maxlen: int, keep_
         candidate = tf.tanh(x[:, 2 * units:] + r * inner[:, 2 * units:])
         return (candidate + z * (h - candidate),)  # == z*h + (1-z)*candidate
 
-    # Rows shorter than maxlen start from the state their left-out padding would reach.
-    pad_tables = [const(t) for t in NumpyRecurrentModel(cell, weights).pad_states(maxlen)]
+    # Rows shorter than the window start from the state their left-out padding would reach.
+    recurrence = Recurrence(cell, kernel, recurrent, bias, w.get("embedding"))
+    pad_tables = [const(t) for t in recurrence.pad_states(steps)]
     last_pad_state = int(pad_tables[0].shape[0]) - 1
+    ngram = None
+    if model.ngram_buckets:
+        ngram = (_integer_ngram_logit if precision == "int8" else _float_ngram_logit)(
+            w["ngram_weights"], vocab_size, model.ngram_buckets, maxlen)
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32, name="ids")])
     def positive(ids):
-        x = tf.gather(table, ids)  # (batch, time, features)
+        window = ids[:, -steps:] if steps < maxlen else ids
+        x = tf.gather(table, window)  # (batch, time, features)
         if projection is not None:
             x = tf.einsum("bte,eg->btg", x, projection[0]) + projection[1]  # one FC over all steps
-        batch, time_steps = tf.shape(ids)[0], tf.shape(ids)[1]
-        pad_index = tf.minimum(tf.maximum(maxlen - time_steps, 0), last_pad_state)
+        batch, time_steps = tf.shape(window)[0], tf.shape(window)[1]
+        pad_index = tf.minimum(tf.maximum(steps - time_steps, 0), last_pad_state)
         state = tuple(tf.tile(tf.gather(t, pad_index[None]), tf.stack([batch, 1])) for t in pad_tables)
-        steps = tf.transpose(x, [1, 0, 2])  # (time, batch, features)
+        inputs = tf.transpose(x, [1, 0, 2])  # (time, batch, features)
 
         def body(t, *s):
-            return (t + 1,) + step(tf.gather(steps, t), s)
+            return (t + 1,) + step(tf.gather(inputs, t), s)
 
         state = tf.while_loop(lambda t, *s: t < time_steps, body, (tf.constant(0),) + state,
-                              maximum_iterations=maxlen)[1:]
-        return tf.sigmoid(tf.matmul(state[0], dense_kernel) + dense_bias)
+                              maximum_iterations=steps)[1:]
+        logit = tf.matmul(state[0], dense_kernel) + dense_bias
+        if ngram is not None:
+            logit = logit + ngram(ids)
+        return tf.sigmoid(logit)
 
     return positive
 
 
-def convert(cell: str, weights: dict[str, np.ndarray], precision: str, maxlen: int,
+def _ngram_rows(ids, vocab_size: int, buckets: int):
+    """(table rows, unigram count, bigram count) of recurrence.ngram_rows, in int32 TF ops."""
+    import tensorflow as tf
+
+    real = tf.not_equal(ids, 0)
+    prev, cur = ids[:, :-1], ids[:, 1:]
+    both = tf.logical_and(real[:, :-1], real[:, 1:])
+    code = tf.math.floormod(prev * vocab_size + cur, buckets)
+    bigram = tf.where(both, code + vocab_size, tf.zeros_like(code))
+    rows = tf.concat([ids, bigram], axis=1)
+    count = tf.reduce_sum(tf.cast(real, tf.int32), axis=1) + tf.reduce_sum(tf.cast(both, tf.int32), axis=1)
+    return rows, count
+
+
+def _float_ngram_logit(weights: np.ndarray, vocab_size: int, buckets: int, maxlen: int):
+    import tensorflow as tf
+
+    table = np.asarray(weights, np.float32).copy()
+    table[0] = 0.0
+    table = tf.constant(table)
+
+    def ngram(ids):
+        rows, count = _ngram_rows(ids, vocab_size, buckets)
+        total = tf.reduce_sum(tf.gather(table, rows), axis=1, keepdims=True)
+        return total / tf.sqrt(tf.maximum(tf.cast(count, tf.float32), 1.0))[:, None]
+
+    return ngram
+
+
+def _integer_ngram_logit(weights: np.ndarray, vocab_size: int, buckets: int, maxlen: int):
+    """The n-gram logit from int8 weights with integer arithmetic until the last multiply.
+
+    Full-integer conversion would otherwise quantize the running sum and the
+    count with one scale each, fitted to long reviews: a 10-word text's sum
+    would be rounded to about a whole unit. Here the weights are int8
+    (symmetric, one scale), summed exactly in int32, multiplied by a fixed-point
+    1/sqrt(count) read from a table, and turned into a float logit once.
+    """
+    import tensorflow as tf
+
+    table = np.asarray(weights, np.float32).copy()
+    table[0] = 0.0
+    scale = float(np.abs(table).max()) / 127.0 or 1.0
+    q_table = tf.constant(np.clip(np.round(table / scale), -127, 127).astype(np.int8))
+    counts = np.arange(2 * maxlen + 1)
+    # The largest fixed-point shift whose product (at most 127 * 2 * maxlen * 2**shift) fits in int32.
+    shift = int(np.floor(np.log2((2 ** 31 - 1) / (127 * 2 * maxlen))))
+    norm = tf.constant(np.round((2 ** shift) / np.sqrt(np.maximum(counts, 1))).astype(np.int32))
+    to_float = tf.constant(scale / 2 ** shift, tf.float32)
+
+    def ngram(ids):
+        rows, count = _ngram_rows(ids, vocab_size, buckets)
+        total = tf.reduce_sum(tf.cast(tf.gather(q_table, rows), tf.int32), axis=1)
+        fixed = total * tf.gather(norm, count)
+        return (tf.cast(fixed, tf.float32) * to_float)[:, None]
+
+    return ngram
+
+
+def convert(model: ModelConfig, weights: dict[str, np.ndarray], precision: str, maxlen: int, vocab_size: int,
             calibration_ids: np.ndarray | None = None) -> bytes:
     """Model bytes (before metadata), in this process."""
     import tensorflow as tf
     from tensorflow.lite.tools import flatbuffer_utils
 
-    fn = build_function(cell, weights, maxlen, keep_recurrent_float=(precision == "dynamic-int8"))
+    from .tflite_graph import intify_while_state
+
+    fn = build_function(model, weights, maxlen, vocab_size, precision)
     holder = tf.Module()
     holder.fn = fn
     converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], holder)
@@ -146,9 +224,9 @@ def convert(cell: str, weights: dict[str, np.ndarray], precision: str, maxlen: i
     data = converter.convert()
     if precision != "int8":
         return bytes(data)
-    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(data))
-    intify_while_state(model)
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+    graph = flatbuffer_utils.convert_bytearray_to_object(bytearray(data))
+    intify_while_state(graph)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(graph))
 
 
 def add_metadata(model_bytes: bytes, metadata: dict[str, str]) -> bytes:
@@ -168,171 +246,46 @@ def add_metadata(model_bytes: bytes, metadata: dict[str, str]) -> bytes:
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
-def export_tflite(cell: str, weights: dict[str, np.ndarray], precision: str, path: str | os.PathLike, *,
-                  maxlen: int, metadata: dict[str, str], calibration_ids: np.ndarray | None = None) -> Path:
+def export_tflite(ctx, precision: str, path: str | os.PathLike, *, metadata: dict[str, str]) -> Path:
     if precision == "int8":
-        data = _convert_in_child(cell, weights, precision, maxlen, calibration_ids)
+        data = _convert_in_child(ctx, precision)
     else:
-        data = convert(cell, weights, precision, maxlen, calibration_ids)
+        data = convert(ctx.model, ctx.weights, precision, ctx.maxlen, ctx.vocab_size, ctx.calibration_ids)
     return atomic_write_bytes(path, add_metadata(data, metadata))
 
 
-def _convert_in_child(cell, weights, precision, maxlen, calibration_ids) -> bytes:
+def _convert_in_child(ctx, precision: str, timeout: float = CONVERSION_TIMEOUT_S) -> bytes:
+    """Full-integer conversion in a child process: a crash or hang in the calibrator becomes our error."""
     with tempfile.TemporaryDirectory(prefix="sentilite-tflite-") as tmp:
         inputs = Path(tmp) / "inputs.npz"
         output = Path(tmp) / "model.tflite"
-        np.savez(inputs, calibration_ids=np.asarray(calibration_ids, np.int32),
-                 **{f"w_{k}": v for k, v in weights.items()})
-        cmd = [sys.executable, "-m", "sentilite.export.to_tflite", cell, precision, str(maxlen), str(inputs), str(output)]
+        np.savez(inputs, calibration_ids=np.asarray(ctx.calibration_ids, np.int32),
+                 **{f"w_{k}": v for k, v in ctx.weights.items()})
+        cmd = [sys.executable, "-m", "sentilite.export.to_tflite", json.dumps(ctx.model.to_dict()), precision,
+               str(ctx.maxlen), str(ctx.vocab_size), str(inputs), str(output)]
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-        result = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        try:
+            result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise ConversionError(f"{precision} TFLite conversion of the {ctx.model.cell} model took longer than "
+                                  f"{timeout:.0f} s and was stopped") from None
         if result.returncode != 0 or not output.exists():
             tail = (result.stderr or "").strip().splitlines()[-5:]
             how = f"crashed with signal {-result.returncode}" if result.returncode < 0 else f"exited {result.returncode}"
-            raise TFLiteConversionError(f"{precision} TFLite conversion of the {cell} model {how}: " + " | ".join(tail))
+            raise ConversionError(f"{precision} TFLite conversion of the {ctx.model.cell} model {how}: "
+                                  + " | ".join(tail))
         return output.read_bytes()
 
 
 def _child_main(argv: list[str]) -> int:
-    cell, precision, maxlen, inputs, output = argv
+    model_json, precision, maxlen, vocab_size, inputs, output = argv
     with np.load(inputs, allow_pickle=False) as npz:
         weights = {k[2:]: npz[k] for k in npz.files if k.startswith("w_")}
         calibration_ids = npz["calibration_ids"]
-    data = convert(cell, weights, precision, int(maxlen), calibration_ids)
+    model = ModelConfig.from_dict(json.loads(model_json))
+    data = convert(model, weights, precision, int(maxlen), int(vocab_size), calibration_ids)
     Path(output).write_bytes(data)
     return 0
-
-
-# -- full-integer loop state -----------------------------------------------------------
-def intify_while_state(model) -> int:
-    """Make every float32 loop variable of each WHILE an int8 one; returns how many changed.
-
-    The quantizer leaves loop-carried tensors float with QUANTIZE/DEQUANTIZE
-    in the body. Each such variable takes the quantization of the integer
-    tensor that feeds the body output, the body's QUANTIZE/DEQUANTIZE pair
-    goes, and the ops around the WHILE become int8->int8 requantizations.
-    Raises if the graph is not of the expected shape (seen with TF 2.21).
-    """
-    from tensorflow.lite.python import schema_py_generated as schema
-
-    names = {v: k for k, v in schema.BuiltinOperator.__dict__.items() if not k.startswith("_")}
-
-    def op_name(op):
-        code = model.operatorCodes[op.opcodeIndex]
-        return names[max(code.builtinCode, code.deprecatedBuiltinCode)]
-
-    def quantize_code():
-        want = schema.BuiltinOperator.QUANTIZE
-        for i, code in enumerate(model.operatorCodes):
-            if max(code.builtinCode, code.deprecatedBuiltinCode) == want:
-                return i
-        code = schema.OperatorCodeT()
-        code.builtinCode, code.deprecatedBuiltinCode, code.version = want, min(want, 127), 1
-        model.operatorCodes.append(code)
-        return len(model.operatorCodes) - 1
-
-    q_index = quantize_code()
-
-    def make_quantize(op):
-        op.opcodeIndex = q_index
-        op.builtinOptionsType = schema.BuiltinOptions.QuantizeOptions
-        op.builtinOptions = schema.QuantizeOptionsT()
-
-    def producer(g, t):
-        return next((op for op in g.operators if t in list(op.outputs)), None)
-
-    def consumers(g, t):
-        return [op for op in g.operators if t in list(op.inputs)]
-
-    def same_quantization(a, b):
-        return a is not None and b is not None and list(a.scale) == list(b.scale) and list(a.zeroPoint) == list(b.zeroPoint)
-
-    def fail(why):
-        raise TFLiteConversionError(f"int8 loop-state rewrite: {why}")
-
-    changed = 0
-    for g in model.subgraphs:
-        for loop in [op for op in g.operators if op_name(op) == "WHILE"]:
-            cond = model.subgraphs[loop.builtinOptions.condSubgraphIndex]
-            body = model.subgraphs[loop.builtinOptions.bodySubgraphIndex]
-            for k, t_in in enumerate(list(body.inputs)):
-                tensor = body.tensors[t_in]
-                if tensor.type != schema.TensorType.FLOAT32:
-                    continue
-                users = consumers(body, t_in)
-                if len(users) != 1 or op_name(users[0]) != "QUANTIZE":
-                    fail(f"loop variable {k} is not consumed by a single QUANTIZE")
-                quant = users[0]
-                q_out = quant.outputs[0]
-                params, int_type = body.tensors[q_out].quantization, body.tensors[q_out].type
-                out_producer = producer(body, body.outputs[k]) if body.outputs[k] != t_in else None
-                if (out_producer is not None and op_name(out_producer) == "DEQUANTIZE"
-                        and body.tensors[out_producer.inputs[0]].type == int_type):
-                    params = body.tensors[out_producer.inputs[0]].quantization
-                # 1. the body input becomes integer and its QUANTIZE goes
-                tensor.type, tensor.quantization = int_type, copy.deepcopy(params)
-                for op in body.operators:
-                    op.inputs = [t_in if i == q_out else i for i in op.inputs]
-                body.outputs = [t_in if i == q_out else i for i in body.outputs]
-                body.operators.remove(quant)
-                # 2. the body output
-                t_out = body.outputs[k]
-                if t_out != t_in:
-                    p = producer(body, t_out)
-                    if p is None or op_name(p) != "DEQUANTIZE":
-                        fail(f"loop variable {k}: body output not produced by DEQUANTIZE")
-                    src = p.inputs[0]
-                    if same_quantization(body.tensors[src].quantization, params) and not consumers(body, t_out):
-                        body.outputs[k] = src
-                        body.operators.remove(p)
-                    else:
-                        make_quantize(p)
-                        body.tensors[t_out].type = int_type
-                        body.tensors[t_out].quantization = copy.deepcopy(params)
-                # 3. the condition's copy of the variable (unused by the condition here)
-                if consumers(cond, cond.inputs[k]):
-                    fail(f"the loop condition reads float loop variable {k}")
-                cond.tensors[cond.inputs[k]].type = int_type
-                cond.tensors[cond.inputs[k]].quantization = copy.deepcopy(params)
-                # 4. the WHILE input in the outer graph
-                w_in = loop.inputs[k]
-                p = producer(g, w_in)
-                if p is not None and op_name(p) == "DEQUANTIZE" and len(consumers(g, w_in)) == 1:
-                    src = p.inputs[0]
-                    if same_quantization(g.tensors[src].quantization, params):
-                        loop.inputs[k] = src
-                        g.operators.remove(p)
-                    else:
-                        make_quantize(p)
-                        g.tensors[w_in].type = int_type
-                        g.tensors[w_in].quantization = copy.deepcopy(params)
-                else:
-                    t = copy.deepcopy(g.tensors[w_in])
-                    t.type, t.quantization, t.buffer = int_type, copy.deepcopy(params), 0
-                    t.name = (t.name or b"") + b"_int8"
-                    g.tensors.append(t)
-                    new_op = schema.OperatorT()
-                    new_op.inputs, new_op.outputs = [w_in], [len(g.tensors) - 1]
-                    make_quantize(new_op)
-                    g.operators.insert(g.operators.index(loop), new_op)
-                    loop.inputs[k] = len(g.tensors) - 1
-                # 5. the WHILE output
-                w_out = loop.outputs[k]
-                g.tensors[w_out].type = int_type
-                g.tensors[w_out].quantization = copy.deepcopy(params)
-                for user in consumers(g, w_out):
-                    if op_name(user) != "QUANTIZE":
-                        fail(f"WHILE output {k} is read by {op_name(user)}")
-                    u_out = user.outputs[0]
-                    if same_quantization(g.tensors[u_out].quantization, params):
-                        for op in g.operators:
-                            op.inputs = [w_out if i == u_out else i for i in op.inputs]
-                        g.outputs = [w_out if i == u_out else i for i in g.outputs]
-                        g.operators.remove(user)
-                if w_out in list(g.outputs):
-                    fail("a float WHILE output is a graph output")
-                changed += 1
-    return changed
 
 
 def describe_tflite(path: str | os.PathLike) -> dict:

@@ -3,15 +3,27 @@ from __future__ import annotations
 
 import numpy as np
 
+from sentilite.runtime.architecture import ModelConfig
 
-def extract_weights(model, cell: str) -> dict[str, np.ndarray]:
-    """Weights under the names the numpy runtime reads (no embedding for one-hot input)."""
+
+def extract_weights(model, config: ModelConfig) -> dict[str, np.ndarray]:
+    """Weights under the names the numpy runtime reads (no embedding for one-hot input).
+
+    Models saved before the n-gram branch name their output Dense "positive".
+    """
+    from sentilite.train.model import CELL_LOGIT_LAYER, NGRAM_LAYER
+
     layers = {layer.name: layer for layer in model.layers}
     weights: dict[str, np.ndarray] = {}
     if "embedding" in layers:
         weights["embedding"] = layers["embedding"].get_weights()[0]
-    kernel, recurrent_kernel, bias = layers[cell].get_weights()
+    kernel, recurrent_kernel, bias = layers[config.cell].get_weights()
     weights.update(kernel=kernel, recurrent_kernel=recurrent_kernel, bias=bias)
-    dense_kernel, dense_bias = layers["positive"].get_weights()
+    dense = layers.get(CELL_LOGIT_LAYER) or layers["positive"]
+    dense_kernel, dense_bias = dense.get_weights()
     weights.update(dense_kernel=dense_kernel, dense_bias=dense_bias)
+    if config.ngram_buckets:
+        table = np.array(layers[NGRAM_LAYER].get_weights()[0], dtype=np.float32)
+        table[0] = 0.0  # padding (recurrence.ngram_rows)
+        weights["ngram_weights"] = table
     return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in weights.items()}

@@ -5,6 +5,9 @@ and reads each row as if it were left-padded to maxlen.
 
 Engines are imported only when a backend is created, so the runtime imports
 with numpy alone. Every backend is safe to call from many threads at once.
+Every file is treated as hostile until checked: the bytes are verified
+before an engine sees them where the format allows (TFLite flatbuffer
+structure, .npz headers), and every engine error becomes a ModelFileError.
 """
 from __future__ import annotations
 
@@ -14,11 +17,16 @@ import zipfile
 
 import numpy as np
 
-from .errors import BackendUnavailableError, ModelFileError
-from .flatbuffer import read_tflite_metadata
-from .embedded import TFLITE_METADATA_NAME
+from sentilite.shared.errors import BackendUnavailableError, ModelFileError
+from sentilite.shared.files import parse_json
+
+from .architecture import ModelConfig
+from .embedded import DeclaredInput, TFLITE_METADATA_NAME, key, read_declared_input, read_json_field
+from .flatbuffer import read_tflite_metadata, verify_tflite_model
 
 FORMAT_BACKENDS = {"onnx": ("onnxruntime",), "tflite": ("litert", "tflite"), "numpy": ("numpy",)}
+_MODULES = {"onnxruntime": "onnxruntime", "litert": "ai_edge_litert", "tflite": "tflite_runtime", "numpy": "numpy"}
+_EXTRAS = {"onnx": "sentilite[onnx]", "tflite": "sentilite[tflite]", "numpy": "sentilite"}
 
 
 def _threads(num_threads: int | None) -> int:
@@ -27,15 +35,18 @@ def _threads(num_threads: int | None) -> int:
 
 class Backend:
     name = "backend"
-    batch_size_limit: int | None = None  # a fixed batch dimension, if the file has one
     # True when the file reads rows shorter than maxlen as if they were left-padded to it,
     # so the runtime may cut the leading padding off (runtime.model.run_batches).
     variable_length: bool = False
+    metadata: dict[str, str] = {}
+    declared: DeclaredInput | None = None
 
     def run(self, ids: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    metadata: dict[str, str] = {}
+    def _declare(self, source: str, dynamic_time: bool) -> None:
+        self.declared = read_declared_input(self.metadata, source)
+        self.variable_length = bool(dynamic_time and self.declared and self.declared.variable_length)
 
 
 # -- onnxruntime ------------------------------------------------------------------
@@ -49,7 +60,6 @@ class OnnxRuntimeBackend(Backend):
             raise BackendUnavailableError(
                 f"{source}: the onnxruntime backend needs onnxruntime (pip install 'sentilite[onnx]')"
             ) from None
-        _maybe_check_onnx(content, source)
         options = ort.SessionOptions()
         options.intra_op_num_threads = _threads(num_threads)
         options.inter_op_num_threads = 1
@@ -63,36 +73,18 @@ class OnnxRuntimeBackend(Backend):
             raise ModelFileError(f"{source}: expected one input and one output, found {len(inputs)} and {len(outputs)}")
         self.input_name = inputs[0].name
         self.input_shape = inputs[0].shape
+        if len(self.input_shape) != 2:
+            raise ModelFileError(f"{source}: expected an input of shape (batch, ids), got {self.input_shape}")
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
-        self.variable_length = len(self.input_shape) == 2 and not isinstance(self.input_shape[1], int) \
-            and _declared_input(self.metadata).get("variable_length") is True
+        self._source = source
+        self._declare(source, dynamic_time=not isinstance(self.input_shape[1], int))
 
     def run(self, ids: np.ndarray) -> np.ndarray:
-        out = self.session.run(None, {self.input_name: ids.astype(np.int32, copy=False)})[0]
+        try:
+            out = self.session.run(None, {self.input_name: ids.astype(np.int32, copy=False)})[0]
+        except Exception as exc:  # a file that loaded but cannot run (corrupt weights, bad shapes)
+            raise ModelFileError(f"{self._source}: onnxruntime failed to run the file ({_first_line(exc)})") from None
         return np.asarray(out, dtype=np.float32).reshape(-1)
-
-
-def _declared_input(metadata: dict[str, str]) -> dict:
-    """The file's ``sentilite.input`` object ({} when absent or unreadable: load() names that problem)."""
-    import json
-
-    try:
-        declared = json.loads(metadata.get("sentilite.input", "{}"))
-    except json.JSONDecodeError:
-        return {}
-    return declared if isinstance(declared, dict) else {}
-
-
-def _maybe_check_onnx(content: bytes, source: str) -> None:
-    """Run onnx.checker when onnx happens to be installed; the runtime does not need it."""
-    try:
-        import onnx
-    except ImportError:
-        return
-    try:
-        onnx.checker.check_model(onnx.load_model_from_string(content))
-    except Exception as exc:
-        raise ModelFileError(f"{source}: not a valid ONNX model ({_first_line(exc)})") from None
 
 
 # -- TFLite (ai-edge-litert / tflite-runtime) -------------------------------------------
@@ -108,7 +100,8 @@ class _TFLiteBackend(Backend):
                 f"{source}: the {self.name} backend needs {self.module} (pip install 'sentilite[{self.extra}]')"
             ) from None
         try:
-            self.metadata = _tflite_string_metadata(content)
+            verify_tflite_model(content)  # the interpreter trusts the flatbuffer; a damaged one could crash it
+            self.metadata = tflite_string_metadata(content)
         except ValueError as exc:
             raise ModelFileError(f"{source}: not a valid TFLite file ({exc})") from None
         self._content = content
@@ -118,14 +111,12 @@ class _TFLiteBackend(Backend):
         self._local = threading.local()
         first = self._interpreter()  # fail at load time, not at the first prediction
         detail = first.get_input_details()[0]
-        self.input_shape = [int(v) for v in detail["shape"]]
         signature = [int(v) for v in detail.get("shape_signature", detail["shape"])]
-        # A fixed batch dimension (the converter needs one for RNNs) is fed row by row.
-        self.batch_size_limit = None if signature[0] == -1 else self.input_shape[0]
-        self.variable_length = len(signature) == 2 and signature[1] == -1 \
-            and _declared_input(self.metadata).get("variable_length") is True
-        if self.variable_length:
-            self.input_shape = [signature[0], None]
+        if len(signature) != 2:
+            raise ModelFileError(f"{source}: expected an input of shape (batch, ids), got {signature}")
+        self.input_shape = [None if signature[0] == -1 else signature[0],
+                            None if signature[1] == -1 else signature[1]]
+        self._declare(source, dynamic_time=signature[1] == -1)
 
     def _interpreter_class(self):
         raise NotImplementedError
@@ -137,6 +128,7 @@ class _TFLiteBackend(Backend):
             try:
                 interp = self._interpreter_cls(model_content=self._content, num_threads=self._num_threads)
                 interp.allocate_tensors()
+                inputs, outputs = interp.get_input_details(), interp.get_output_details()
             except (ValueError, RuntimeError) as exc:
                 reason = _first_line(exc)
                 if "Didn't find op for builtin opcode" in str(exc) and self.name == "tflite":
@@ -145,40 +137,38 @@ class _TFLiteBackend(Backend):
                         f"{_version('tflite-runtime')} ({reason}); use the litert backend (pip install 'sentilite[tflite]')"
                     ) from None
                 raise ModelFileError(f"{self._source}: the {self.name} interpreter cannot run this file ({reason})") from None
+            if len(inputs) != 1 or len(outputs) != 1:
+                raise ModelFileError(f"{self._source}: expected one input and one output, "
+                                     f"found {len(inputs)} and {len(outputs)}")
             self._local.interpreter = interp
-            detail = interp.get_input_details()[0]
-            self._local.input = detail["index"]
-            self._local.shape = tuple(int(v) for v in detail["shape"])
-            out = interp.get_output_details()[0]
-            self._local.output = out["index"]
+            self._local.input = inputs[0]["index"]
+            self._local.shape = tuple(int(v) for v in inputs[0]["shape"])
+            self._local.output = outputs[0]["index"]
             # A full-integer file answers in int8: probability = (q - zero_point) * scale.
-            scale, zero_point = out.get("quantization", (0.0, 0))
-            self._local.dequantize = (float(scale), int(zero_point)) if out["dtype"] != np.float32 and scale else None
+            scale, zero_point = outputs[0].get("quantization", (0.0, 0))
+            self._local.dequantize = (float(scale), int(zero_point)) \
+                if outputs[0]["dtype"] != np.float32 and scale else None
         return interp
 
     def run(self, ids: np.ndarray) -> np.ndarray:
         interp = self._interpreter()
         local = self._local
         ids = ids.astype(np.int32, copy=False)
-        step = self.batch_size_limit or len(ids)
-        out = np.empty(len(ids), dtype=np.float32)
-        for start in range(0, len(ids), step):
-            chunk = ids[start: start + step]
-            n = len(chunk)
-            if self.batch_size_limit is not None and n != step:  # fixed batch: pad the last chunk
-                chunk = np.concatenate([chunk, np.zeros((step - n, chunk.shape[1]), np.int32)])
-            if chunk.shape != local.shape:  # this thread's interpreter is resized, never another's
-                interp.resize_tensor_input(local.input, list(chunk.shape))
+        try:
+            if ids.shape != local.shape:  # this thread's interpreter is resized, never another's
+                interp.resize_tensor_input(local.input, list(ids.shape))
                 interp.allocate_tensors()
-                local.shape = chunk.shape
-            interp.set_tensor(local.input, chunk)
+                local.shape = ids.shape
+            interp.set_tensor(local.input, ids)
             interp.invoke()
-            res = interp.get_tensor(local.output).reshape(-1)[:n]
-            if local.dequantize is not None:
-                scale, zero_point = local.dequantize
-                res = (res.astype(np.float32) - zero_point) * scale
-            out[start: start + n] = res
-        return out
+            out = interp.get_tensor(local.output).reshape(-1)
+        except (ValueError, RuntimeError) as exc:
+            raise ModelFileError(f"{self._source}: the {self.name} interpreter failed to run the file "
+                                 f"({_first_line(exc)})") from None
+        if local.dequantize is not None:
+            scale, zero_point = local.dequantize
+            return (out.astype(np.float32) - zero_point) * scale
+        return out.astype(np.float32, copy=False)
 
 
 class LiteRTBackend(_TFLiteBackend):
@@ -199,55 +189,146 @@ class TFLiteRuntimeBackend(_TFLiteBackend):
         return Interpreter
 
 
-def _tflite_string_metadata(content: bytes) -> dict[str, str]:
-    import json
-
+def tflite_string_metadata(content: bytes) -> dict[str, str]:
+    """The sentilite keys of a .tflite file ({} when it has none); ValueError when they are malformed."""
     raw = read_tflite_metadata(content).get(TFLITE_METADATA_NAME)
     if raw is None:
         return {}
-    try:
-        meta = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"metadata {TFLITE_METADATA_NAME!r} is not JSON ({exc})") from None
-    if not isinstance(meta, dict):
-        raise ValueError(f"metadata {TFLITE_METADATA_NAME!r} is not a JSON object")
-    return {str(k): str(v) for k, v in meta.items()}
+    meta = parse_json(raw, f"metadata {TFLITE_METADATA_NAME!r}", ValueError)
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise ValueError(f"metadata {TFLITE_METADATA_NAME!r} is not a JSON object of strings")
+    return meta
 
 
 # -- numpy ------------------------------------------------------------------------------
+MAX_NPZ_MEMBERS = 16
+MAX_NPZ_METADATA_BYTES = 32 << 20
+
+
 class NumpyBackend(Backend):
     name = "numpy"
 
     def __init__(self, content: bytes, source: str, num_threads: int | None = None):
-        from .numpy_model import NumpyRecurrentModel
+        from .numpy_model import NumpySentimentModel
 
+        self.metadata, arrays, config = read_npz(content, source)
+        self._declare(source, dynamic_time=True)
         try:
-            with np.load(io.BytesIO(content), allow_pickle=False) as npz:
-                arrays = {key: npz[key] for key in npz.files}
-        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
-            raise ModelFileError(f"{source}: not a readable .npz of arrays ({_first_line(exc)})") from None
-        meta_raw = arrays.pop("__metadata__", None)
-        if meta_raw is None:
-            raise ModelFileError(f"{source}: the .npz carries no __metadata__ entry")
-        import json
-
-        try:
-            self.metadata = {str(k): str(v) for k, v in json.loads(bytes(meta_raw).decode("utf-8")).items()}
-        except (ValueError, UnicodeDecodeError, AttributeError) as exc:
-            raise ModelFileError(f"{source}: __metadata__ is not a JSON object ({exc})") from None
-        cell = self.metadata.get("sentilite.cell")
-        try:
-            maxlen = _declared_input(self.metadata).get("maxlen")
-            self.model = NumpyRecurrentModel(cell, arrays, maxlen=maxlen)
-            self.variable_length = maxlen is not None  # the numpy model computes its own pad states
-        except (KeyError, ValueError, IndexError, TypeError, AttributeError) as exc:
-            raise ModelFileError(f"{source}: weights do not form a {cell} model ({_first_line(exc)})") from None
-        self.input_shape = [-1, None]
+            self.model = NumpySentimentModel(config, arrays, self.declared.maxlen, self.declared.vocab_size)
+        except (KeyError, ValueError, IndexError, TypeError) as exc:
+            raise ModelFileError(f"{source}: weights do not form a {config.cell} model ({_first_line(exc)})") from None
+        self.input_shape = [None, None]
 
     def run(self, ids: np.ndarray) -> np.ndarray:
-        if ids.size and (ids.min() < 0 or ids.max() >= self.model.vocab_size):
-            raise ValueError(f"ids outside 0..{self.model.vocab_size - 1}")
         return self.model.predict_positive(ids)
+
+
+def read_npz(content: bytes, source: str) -> tuple[dict[str, str], dict[str, np.ndarray], ModelConfig]:
+    """Metadata, arrays and model config of a sentilite .npz, every array checked before it is read.
+
+    Each array's .npy header (dtype, shape) is compared with the shapes the
+    declared config implies, and its stored size with that shape, before any
+    array memory is allocated; pickles are never loaded.
+    """
+    from .numpy_model import expected_shapes
+
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(content))
+        infos = archive.infolist()
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+        raise ModelFileError(f"{source}: not a readable .npz of arrays ({_first_line(exc)})") from None
+    members = {info.filename: info for info in infos}
+    if len(infos) > MAX_NPZ_MEMBERS or len(members) != len(infos):
+        raise ModelFileError(f"{source}: expected at most {MAX_NPZ_MEMBERS} distinct arrays, found {len(infos)}")
+    meta_info = members.get("__metadata__.npy")
+    if meta_info is None:
+        raise ModelFileError(f"{source}: the .npz carries no __metadata__ entry")
+    raw = _read_npy(archive, meta_info, source, np.dtype(np.uint8), None, MAX_NPZ_METADATA_BYTES)
+    meta = parse_json(raw.tobytes(), f"{source}: __metadata__", ModelFileError, MAX_NPZ_METADATA_BYTES)
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise ModelFileError(f"{source}: __metadata__ is not a JSON object of strings")
+    declared = read_declared_input(meta, source)
+    if declared is None:
+        raise ModelFileError(f"{source}: carries no sentilite metadata (not exported by sentilite?)")
+    config = _model_config(meta, archive, members, source)
+    try:
+        shapes = expected_shapes(config, declared.vocab_size)
+    except (KeyError, TypeError) as exc:
+        raise ModelFileError(f"{source}: metadata describes no model ({_first_line(exc)})") from None
+    extra = sorted(name[:-4] for name in members if name[:-4] not in shapes and name != "__metadata__.npy")
+    if extra:
+        raise ModelFileError(f"{source}: unexpected arrays {extra[:5]} for a {config.cell} model")
+    arrays = {}
+    for name, shape in shapes.items():
+        info = members.get(f"{name}.npy")
+        if info is None:
+            raise ModelFileError(f"{source}: array {name!r} is missing")
+        arrays[name] = _read_npy(archive, info, source, np.dtype(np.float32), shape, None)
+    return meta, arrays, config
+
+
+def _model_config(meta: dict, archive: zipfile.ZipFile, members: dict, source: str) -> ModelConfig:
+    from sentilite.shared.errors import ConfigError
+
+    data = read_json_field(meta, "model", source, required=False)
+    try:
+        if data is not None:
+            return ModelConfig.from_dict(data, f"{source}: metadata {key('model')}")
+        # Files from sentilite 0.1 carry only the cell: the other settings follow from the arrays.
+        units = _npy_header(archive, members["recurrent_kernel.npy"], source)[0][0]
+        embedding = members.get("embedding.npy")
+        dim = _npy_header(archive, embedding, source)[0][1] if embedding else 1
+        return ModelConfig(cell=meta.get(key("cell")), input="ids" if embedding else "onehot",
+                           units=int(units), embedding_dim=int(dim))
+    except ConfigError as exc:
+        raise ModelFileError(str(exc)) from None
+    except (KeyError, IndexError) as exc:
+        raise ModelFileError(f"{source}: weights do not form a model (missing {_first_line(exc)})") from None
+
+
+def _npy_header(archive: zipfile.ZipFile, info: zipfile.ZipInfo, source: str):
+    """(shape, fortran_order, dtype) of one member, reading only its header."""
+    try:
+        with archive.open(info) as handle:
+            return _read_header(handle)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, RuntimeError) as exc:
+        raise ModelFileError(f"{source}: array {info.filename[:-4]!r}: {_first_line(exc)}") from None
+
+
+def _read_header(handle):
+    version = np.lib.format.read_magic(handle)
+    read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                   (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+    if read_header is None:
+        raise ValueError(f"unsupported .npy version {version}")
+    return read_header(handle, max_header_size=10_000)
+
+
+def _read_npy(archive: zipfile.ZipFile, info: zipfile.ZipInfo, source: str, dtype: np.dtype,
+              shape: tuple[int, ...] | None, max_bytes: int | None) -> np.ndarray:
+    name = info.filename[:-4]
+    try:
+        with archive.open(info) as handle:
+            found_shape, fortran, found_dtype = _read_header(handle)
+            if found_dtype != dtype or fortran:
+                raise ValueError(f"dtype {found_dtype}{' (Fortran order)' if fortran else ''}, expected {dtype}")
+            if shape is not None and tuple(found_shape) != tuple(shape):
+                raise ValueError(f"shape {tuple(found_shape)}, expected {tuple(shape)}")
+            if len(found_shape) > 2:
+                raise ValueError(f"shape {tuple(found_shape)} has too many dimensions")
+            size = int(np.prod(found_shape, dtype=np.int64)) * dtype.itemsize
+            if max_bytes is not None and size > max_bytes:
+                raise ValueError(f"{size:,} bytes is over the {max_bytes:,}-byte limit")
+            if info.file_size < size:
+                raise ValueError(f"stored size {info.file_size:,} is less than its shape needs ({size:,} bytes)")
+            data = handle.read(size)
+            if len(data) != size:
+                raise ValueError("truncated")
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, RuntimeError) as exc:
+        raise ModelFileError(f"{source}: array {name!r}: {_first_line(exc)}") from None
+    except Exception as exc:  # zlib.error and the like from a damaged member
+        raise ModelFileError(f"{source}: array {name!r} is damaged ({_first_line(exc)})") from None
+    return np.frombuffer(data, dtype=dtype).reshape(found_shape)
 
 
 BACKENDS = {
@@ -262,12 +343,13 @@ def available_backends(fmt: str) -> list[str]:
     """Backends for a format whose engine imports here, in order of preference."""
     import importlib.util
 
-    modules = {"onnxruntime": "onnxruntime", "litert": "ai_edge_litert", "tflite": "tflite_runtime", "numpy": "numpy"}
-    return [b for b in FORMAT_BACKENDS.get(fmt, ()) if importlib.util.find_spec(modules[b]) is not None]
+    return [b for b in FORMAT_BACKENDS.get(fmt, ()) if importlib.util.find_spec(_MODULES[b]) is not None]
 
 
 def create_backend(fmt: str, content: bytes, source: str, backend: str | None = None,
                    num_threads: int | None = None) -> Backend:
+    if fmt not in FORMAT_BACKENDS:
+        raise ModelFileError(f"{source}: unknown model format {fmt!r}; expected one of {sorted(FORMAT_BACKENDS)}")
     if backend is not None:
         if backend not in BACKENDS:
             raise BackendUnavailableError(f"unknown backend {backend!r}; choose one of {sorted(BACKENDS)}")
@@ -278,8 +360,7 @@ def create_backend(fmt: str, content: bytes, source: str, backend: str | None = 
         return BACKENDS[backend](content, source, num_threads)
     candidates = available_backends(fmt)
     if not candidates:
-        wanted = {"onnx": "sentilite[onnx]", "tflite": "sentilite[tflite]"}.get(fmt, fmt)
-        raise BackendUnavailableError(f"{source}: no installed backend runs {fmt} files (pip install '{wanted}')")
+        raise BackendUnavailableError(f"{source}: no installed backend runs {fmt} files (pip install '{_EXTRAS[fmt]}')")
     errors = []
     for name in candidates:
         try:

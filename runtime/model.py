@@ -1,7 +1,6 @@
 """`load()`: a package folder or one model file -> a model that classifies raw text."""
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -9,17 +8,20 @@ from pathlib import Path
 
 import numpy as np
 
-from ._io import sha256_bytes
-from .backends import Backend, available_backends, create_backend
-from .embedded import KEY_PREFIX, read_json_field, read_tokenizer
-from .errors import BackendUnavailableError, ModelFileError
+from sentilite import LABELS
+from sentilite.shared.errors import BackendUnavailableError, ModelFileError, TokenizerFileError
+from sentilite.shared.files import confined_path, parse_json, sha256_bytes
+
+from .backends import Backend, FORMAT_BACKENDS, available_backends, create_backend
+from .embedded import check_labels, has_metadata, key, read_labels, read_tokenizer
 from .tokenizer import PAD_ID, Tokenizer, as_text
 
 MANIFEST_FILE = "manifest.json"
 MANIFEST_VERSION = 1
 SUFFIX_FORMAT = {".onnx": "onnx", ".tflite": "tflite", ".npz": "numpy"}
 PRECISIONS = ("fp32", "fp16", "dynamic-int8", "int8")
-DEFAULT_LABELS = ("negative", "positive")
+MAX_MANIFEST_BYTES = 16 << 20
+MAX_MODEL_BYTES = 2 << 30  # read into memory whole: refuse a file that cannot be a sentilite model
 
 
 @dataclass
@@ -28,7 +30,7 @@ class SentimentModel:
 
     backend: Backend
     tokenizer: Tokenizer
-    labels: tuple[str, str] = DEFAULT_LABELS
+    labels: tuple[str, str] = LABELS
     batch_size: int = 64
     info: dict = field(default_factory=dict)
 
@@ -85,7 +87,7 @@ def cut_widths(ids: np.ndarray) -> np.ndarray:
     return np.minimum(width, np.maximum(1, -(-lengths // LENGTH_BUCKET)) * LENGTH_BUCKET)
 
 
-def run_batches(backend: Backend, ids: np.ndarray, batch_size: int) -> np.ndarray:
+def run_batches(backend: Backend, ids: np.ndarray, batch_size: int, cut: bool = True) -> np.ndarray:
     """P(positive) for padded ids (n, maxlen), batch by batch, in input order.
 
     On a variable-length backend each row is cut to its length, rounded up
@@ -136,43 +138,55 @@ def load(path: str | os.PathLike, format: str | None = None, precision: str | No
     content = _read(path)
     engine = create_backend(fmt, content, str(path), backend, num_threads)
     tokenizer, _ = read_tokenizer(engine.metadata, str(path))
-    labels = tuple(read_json_field(engine.metadata, "labels", str(path)))
+    labels = read_labels(engine.metadata, str(path))
     _check_consistent(engine, tokenizer, str(path))
     info = {"file": str(path), "format": fmt, "backend": engine.name,
-            "cell": engine.metadata.get(f"{KEY_PREFIX}.cell"), "precision": engine.metadata.get(f"{KEY_PREFIX}.precision")}
+            "cell": engine.metadata.get(key("cell")), "precision": engine.metadata.get(key("precision"))}
     return SentimentModel(engine, tokenizer, labels, batch_size, info)
 
 
 def read_manifest(folder: Path) -> dict:
+    """manifest.json, checked: its JSON is capped and every entry it has is of the right kind."""
     path = folder / MANIFEST_FILE
-    try:
-        manifest = json.loads(path.read_bytes())
-    except FileNotFoundError:
-        raise ModelFileError(f"{folder}: not a sentilite package (no {MANIFEST_FILE})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelFileError(f"{path}: not valid JSON ({exc})") from None
+    source = str(path)
+    raw = _read(path, missing=f"{folder}: not a sentilite package (no {MANIFEST_FILE})", limit=MAX_MANIFEST_BYTES)
+    manifest = parse_json(raw, source, ModelFileError, MAX_MANIFEST_BYTES)
     if not isinstance(manifest, dict):
-        raise ModelFileError(f"{path}: expected a JSON object")
+        raise ModelFileError(f"{source}: expected a JSON object")
     if manifest.get("format_version") != MANIFEST_VERSION:
-        raise ModelFileError(f"{path}: unknown manifest format_version {manifest.get('format_version')!r}")
-    for key in ("tokenizer", "artifacts", "labels"):
-        if key not in manifest:
-            raise ModelFileError(f"{path}: missing {key!r}")
-    if not isinstance(manifest["artifacts"], list) or not manifest["artifacts"]:
-        raise ModelFileError(f"{path}: 'artifacts' must be a non-empty list")
+        raise ModelFileError(f"{source}: unknown manifest format_version {manifest.get('format_version')!r}")
+    for name in ("tokenizer", "artifacts", "labels"):
+        if name not in manifest:
+            raise ModelFileError(f"{source}: missing {name!r}")
+    manifest["labels"] = list(check_labels(manifest["labels"], f"{source}: labels"))
+    tok = manifest["tokenizer"]
+    if not isinstance(tok, dict) or not isinstance(tok.get("sha256"), str):
+        raise ModelFileError(f"{source}: 'tokenizer' must be an object with a sha256")
+    confined_path(folder, tok.get("file", "tokenizer.json"), f"{source}: tokenizer", ModelFileError)
+    artifacts = manifest["artifacts"]
+    if not isinstance(artifacts, list) or not artifacts:
+        raise ModelFileError(f"{source}: 'artifacts' must be a non-empty list")
+    for index, artifact in enumerate(artifacts):
+        where = f"{source}: artifacts[{index}]"
+        if not isinstance(artifact, dict):
+            raise ModelFileError(f"{where} is not an object")
+        confined_path(folder, artifact.get("file"), where, ModelFileError)
+        if artifact.get("format") not in FORMAT_BACKENDS:
+            raise ModelFileError(f"{where}: unknown format {artifact.get('format')!r}")
+        if not isinstance(artifact.get("bytes"), int) or not isinstance(artifact.get("sha256"), str):
+            raise ModelFileError(f"{where}: needs its size in bytes and its sha256")
     return manifest
 
 
 def choose_artifact(manifest: dict, folder: Path, format: str | None, precision: str | None,
                     backend: str | None) -> dict:
-    artifacts = manifest["artifacts"]
+    # Files made for another client (MediaPipe's TextClassifier) read other ids: never picked here.
+    artifacts = [a for a in manifest["artifacts"] if not a.get("client")]
     if format is not None:
         artifacts = [a for a in artifacts if a.get("format") == format]
     if precision is not None:
         artifacts = [a for a in artifacts if a.get("precision") == precision]
     if backend is not None:
-        from .backends import FORMAT_BACKENDS
-
         artifacts = [a for a in artifacts if backend in FORMAT_BACKENDS.get(a.get("format"), ())]
     if not artifacts:
         have = sorted(f"{a.get('format')}/{a.get('precision')}" for a in manifest["artifacts"])
@@ -192,20 +206,24 @@ def choose_artifact(manifest: dict, folder: Path, format: str | None, precision:
 def _load_package(folder: Path, format, precision, backend, batch_size, num_threads) -> SentimentModel:
     manifest = read_manifest(folder)
     tok_entry = manifest["tokenizer"]
-    tok_path = folder / tok_entry.get("file", "tokenizer.json")
+    tok_path = confined_path(folder, tok_entry.get("file", "tokenizer.json"), str(folder / MANIFEST_FILE),
+                             ModelFileError)
     tok_bytes = _read(tok_path)
     if sha256_bytes(tok_bytes) != tok_entry.get("sha256"):
         raise ModelFileError(f"{tok_path}: sha256 does not match {folder / MANIFEST_FILE}")
-    tokenizer = Tokenizer.from_json(tok_bytes, source=str(tok_path))
+    try:
+        tokenizer = Tokenizer.from_json(tok_bytes, source=str(tok_path))
+    except TokenizerFileError as exc:
+        raise ModelFileError(str(exc)) from None
     artifact = choose_artifact(manifest, folder, format, precision, backend)
-    file = folder / artifact["file"]
+    file = confined_path(folder, artifact["file"], str(folder / MANIFEST_FILE), ModelFileError)
     content = _read(file)
     if len(content) != artifact.get("bytes") or sha256_bytes(content) != artifact.get("sha256"):
         raise ModelFileError(
             f"{file}: size or sha256 does not match {folder / MANIFEST_FILE} (damaged or replaced file)"
         )
     engine = create_backend(artifact["format"], content, str(file), backend, num_threads)
-    if f"{KEY_PREFIX}.metadata_version" in engine.metadata:
+    if has_metadata(engine.metadata):
         _, embedded_sha = read_tokenizer(engine.metadata, str(file))
         if embedded_sha != tok_entry.get("sha256"):
             raise ModelFileError(f"{file}: its embedded tokenizer differs from {tok_path}")
@@ -216,28 +234,28 @@ def _load_package(folder: Path, format, precision, backend, batch_size, num_thre
 
 
 def _check_consistent(engine: Backend, tokenizer: Tokenizer, source: str) -> None:
-    shape = getattr(engine, "input_shape", None)
     maxlen = tokenizer.config.maxlen
-    if shape and len(shape) == 2 and isinstance(shape[1], int) and shape[1] > 0 and shape[1] != maxlen:
+    shape = getattr(engine, "input_shape", None) or [None, None]
+    if isinstance(shape[1], int) and shape[1] > 0 and shape[1] != maxlen:
         raise ModelFileError(f"{source}: the model reads {shape[1]} ids per text but the tokenizer pads to {maxlen}")
-    declared = engine.metadata.get(f"{KEY_PREFIX}.input")
-    vocab_size = None
-    if declared:
-        vocab_size = read_json_field(engine.metadata, "input", source).get("vocab_size")
-    model = getattr(engine, "model", None)
-    if model is not None:
-        vocab_size = model.vocab_size
-    if vocab_size is not None and vocab_size != tokenizer.config.vocab_size:
-        raise ModelFileError(
-            f"{source}: the model has {vocab_size} ids but the tokenizer has {tokenizer.config.vocab_size}"
-        )
+    declared = engine.declared
+    if declared is not None:
+        if declared.maxlen != maxlen:
+            raise ModelFileError(f"{source}: the model reads {declared.maxlen} ids per text but the tokenizer "
+                                 f"pads to {maxlen}")
+        if declared.vocab_size != tokenizer.config.vocab_size:
+            raise ModelFileError(f"{source}: the model has {declared.vocab_size} ids but the tokenizer has "
+                                 f"{tokenizer.config.vocab_size}")
 
 
-def _read(path: Path) -> bytes:
+def _read(path: Path, missing: str | None = None, limit: int = MAX_MODEL_BYTES) -> bytes:
     try:
+        size = path.stat().st_size
+        if size > limit:
+            raise ModelFileError(f"{path}: {size:,} bytes is over the {limit:,}-byte limit for this file")
         data = path.read_bytes()
     except FileNotFoundError:
-        raise ModelFileError(f"{path}: file not found") from None
+        raise ModelFileError(missing or f"{path}: file not found") from None
     except IsADirectoryError:
         raise ModelFileError(f"{path}: is a folder, expected a file") from None
     except OSError as exc:

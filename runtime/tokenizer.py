@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ._io import atomic_write_text, sha256_bytes
-from .errors import ConfigError, TokenizerFileError
+from sentilite.shared.config import check_int, dataclass_from_dict
+from sentilite.shared.errors import ConfigError, TokenizerFileError
+from sentilite.shared.files import atomic_write_text, parse_json, sha256_bytes
 
 FORMAT_VERSION = 1
 PAD_TOKEN, PAD_ID = "<pad>", 0
@@ -68,9 +69,9 @@ class TokenizerConfig:
     max_chars: int = 100_000
 
     def __post_init__(self) -> None:
-        _check_int("vocab_size", self.vocab_size, minimum=3)
-        _check_int("maxlen", self.maxlen, minimum=1)
-        _check_int("max_chars", self.max_chars, minimum=1)
+        check_int("TokenizerConfig", "vocab_size", self.vocab_size, 3)
+        check_int("TokenizerConfig", "maxlen", self.maxlen, 1)
+        check_int("TokenizerConfig", "max_chars", self.max_chars, 1)
         for name in ("padding", "truncating"):
             value = getattr(self, name)
             if value not in _SIDES:
@@ -89,27 +90,6 @@ class TokenizerConfig:
     @classmethod
     def from_dict(cls, data: Mapping, source: str = "config") -> "TokenizerConfig":
         return dataclass_from_dict(cls, data, source)
-
-
-def _check_int(name: str, value, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"TokenizerConfig.{name} must be an integer >= {minimum}, got {value!r}")
-
-
-def dataclass_from_dict(cls, data, source: str):
-    """Build a frozen config dataclass from JSON, refusing unknown or missing keys."""
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{source}: {cls.__name__} must be a JSON object, got {type(data).__name__}")
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ConfigError(f"{source}: unknown {cls.__name__} setting(s): {', '.join(unknown)}")
-    try:
-        return cls(**data)
-    except TypeError as exc:  # a required field is missing
-        raise ConfigError(f"{source}: {exc}") from None
-    except ConfigError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
 
 
 def as_text(text, index: int | None = None) -> str:
@@ -213,9 +193,6 @@ class Tokenizer:
     def __len__(self) -> int:
         return len(self.vocabulary)
 
-    def id_of(self, word: str) -> int:
-        return self._ids.get(word, OOV_ID)
-
     # -- (de)serialisation ----------------------------------------------------
     def to_dict(self) -> dict:
         return {
@@ -237,11 +214,7 @@ class Tokenizer:
 
     @classmethod
     def from_json(cls, text: str | bytes, source: str = "tokenizer.json") -> "Tokenizer":
-        try:
-            data = json.loads(text)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise TokenizerFileError(f"{source}: not valid JSON ({exc})") from None
-        return cls.from_dict(data, source)
+        return cls.from_dict(parse_json(text, source, TokenizerFileError), source)
 
     @classmethod
     def from_dict(cls, data, source: str = "tokenizer.json") -> "Tokenizer":

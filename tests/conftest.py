@@ -30,15 +30,27 @@ def imdb(imdb_path):
     return load_imdb(imdb_path, progress=False)
 
 
-def small_config(cell, input="ids", subset=3000, epochs=3, **tokenizer):
-    """A preset shrunk so a run takes seconds; still real reviews and the real test set."""
+def small_config(cell, input="ids", subset=3000, epochs=2, ngrams=True, **tokenizer):
+    """The default preset's shape, shrunk so a run takes seconds; still real reviews and the real test set.
+
+    With ``ngrams`` (the product's architecture): a 2,000-word vocabulary,
+    rows of 200 ids, an n-gram branch of 2,000 + 40,009 buckets and a cell
+    over the last 32 ids. Without: the notebook's plain cell over 100 ids.
+    """
     from sentilite.train.config import preset_config
 
+    if ngrams:
+        cfg = preset_config("default", cell, input)
+        return cfg.replace(
+            tokenizer={"vocab_size": 2000, "maxlen": 200, **tokenizer},
+            model={"embedding_dim": 16, "units": 16, "window": 32, "ngram_buckets": 40009},
+            training={"train_subset": subset, "max_epochs": epochs, "batch_size": 32, "learning_rate": 3e-3},
+        )
     cfg = preset_config("seed", cell, input)
     return cfg.replace(
         tokenizer={"vocab_size": 2000, "maxlen": 100, **tokenizer},
         model={"embedding_dim": 16, "units": 16},
-        training={"train_subset": subset, "max_epochs": epochs, "batch_size": 32, "learning_rate": 3e-3},
+        training={"train_subset": subset, "max_epochs": epochs + 1, "batch_size": 32, "learning_rate": 3e-3},
     )
 
 
@@ -60,38 +72,33 @@ def exported(trained_models, imdb, tmp_path_factory):
     """Each briefly trained model exported to every format and precision (2,000 test reviews)."""
     import shutil
 
-    from sentilite.export import package, validate
     from sentilite.export.package import ExportConfig, export_package
 
     out = {}
     root = tmp_path_factory.mktemp("exported")
-    with pytest.MonkeyPatch.context() as patch:
-        for module in (validate, package):
-            patch.setattr(module, "TOLERANCES", SEED_MODEL_TOLERANCES)
-        for cell in ("rnn", "lstm", "gru"):
-            folder = root / cell
-            shutil.copytree(trained_models[cell][0], folder)
-            config = ExportConfig(test_reviews=2000, calibration_reviews=1000)
-            out[cell] = (folder, export_package(folder, imdb, config, progress=False))
+    for cell in ("rnn", "lstm", "gru"):
+        folder = root / cell
+        shutil.copytree(trained_models[cell][0], folder)
+        config = ExportConfig(test_reviews=2000, calibration_reviews=300)
+        out[cell] = (folder, export_package(folder, imdb, config, SEED_MODEL_VALIDATION, progress=False))
     return out
 
 
-def _seed_model_tolerances():
+def _seed_model_validation():
     """The product limits, with the label-agreement floor of 8-bit files lowered for seconds-trained models.
 
     These models are unsure of many reviews, so one flipped label among the
-    750 validation reviews moves agreement by 0.13 points: their full-int8
-    TFLite files measured 98.9% to 99.6% and dynamic-int8 99.4% to 99.9%
-    over re-exports that changed nothing but rounding. The accuracy-drop limit
-    is unchanged, and the default models meet the product limits in `make export`.
+    validation reviews moves agreement by a tenth of a point: their 8-bit
+    files measured 98.9% to 99.9% over re-exports that changed nothing but
+    rounding. The accuracy limits are those of the product but for 2,000
+    test reviews (one review is 0.05 points); the default models meet the
+    product limits in `make export`.
     """
-    from dataclasses import replace
+    from sentilite.export.validate import ValidationConfig
 
-    from sentilite.export.validate import TOLERANCES
-
-    return {**TOLERANCES,
-            "dynamic-int8": replace(TOLERANCES["dynamic-int8"], min_agreement=0.99),
-            "int8": replace(TOLERANCES["int8"], min_agreement=0.985)}
+    v = ValidationConfig()
+    v = v.replace("dynamic-int8", min_agreement=0.99, max_accuracy_change=0.006)
+    return v.replace("int8", min_agreement=0.985, max_accuracy_change=0.006)
 
 
-SEED_MODEL_TOLERANCES = _seed_model_tolerances()
+SEED_MODEL_VALIDATION = _seed_model_validation()

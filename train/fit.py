@@ -1,6 +1,18 @@
-"""Fit one model and save everything a later export needs into one folder."""
+"""Fit one model and save everything a later export needs into one folder.
+
+With an n-gram branch, fitting has three short stages:
+1. the branch is fitted as a logistic regression (``train.ngrams``) on the
+   fitting reviews and their short crops, and again on all training reviews
+   for the final model;
+2. the cell is trained on its own (reviews and crops, early stopping on the
+   validation reviews);
+3. the two logits are blended with weights fitted on the validation reviews,
+   using the branch fitted without them, and the weights are folded into the
+   model so the exported graph is a plain sum.
+"""
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sys
@@ -10,11 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from sentilite.runtime._io import atomic_write_json, make_staging_dir
-from sentilite.runtime.tokenizer import Tokenizer
+from sentilite.runtime.recurrence import ngram_logit
+from sentilite.runtime.tokenizer import PAD_ID, Tokenizer
+from sentilite.shared.files import atomic_write_json, make_staging_dir
 
 from .config import RunConfig
-from .data import ImdbData, load_imdb, subset, train_validation_split
+from .data import ImdbData, Reviews, load_imdb, movie_disjoint_split, subset, train_validation_split
+from .evaluate import SHORT_TEXT_WORDS, accuracy, short_texts
 from .vocab import build_tokenizer
 
 MODEL_FILE = "model.keras"
@@ -23,28 +37,32 @@ CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.json"
 METRICS_FILE = "metrics.json"
 CURVES_FILE = "training_curves.png"
+log = logging.getLogger("sentilite.train")
 
 
 @dataclass(frozen=True)
 class EncodedSplits:
-    """Ids and labels for train / validation / test, all made by the one tokenizer."""
+    """Ids and labels for fitting / validation / test, all made by the one tokenizer."""
 
     tokenizer: Tokenizer
-    x_train: np.ndarray
-    y_train: np.ndarray
+    x_fit: np.ndarray
+    y_fit: np.ndarray
     x_val: np.ndarray
     y_val: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
-    val_texts: list[str]
 
 
-def split_training_reviews(config: RunConfig, data: ImdbData):
+def split_training_reviews(config: RunConfig, data: ImdbData) -> tuple[Reviews, Reviews]:
     """(fit, validation) reviews for a config: the same ones every time, never a test review."""
     train = data.train
-    if config.training.train_subset:
-        train = subset(train, config.training.train_subset, config.training.seed)
-    fit_idx, val_idx = train_validation_split(train.labels, config.training.validation_fraction, config.training.seed)
+    t = config.training
+    if t.train_subset:
+        train = subset(train, t.train_subset, t.seed)
+    if t.validation_split == "movies" and train.ids is not None:
+        fit_idx, val_idx = movie_disjoint_split(train.labels, train.ids, t.validation_fraction, t.seed)
+    else:
+        fit_idx, val_idx = train_validation_split(train.labels, t.validation_fraction, t.seed)
     return train.take(fit_idx), train.take(val_idx)
 
 
@@ -54,14 +72,25 @@ def prepare_splits(config: RunConfig, data: ImdbData) -> EncodedSplits:
     tokenizer = build_tokenizer(fit_part.texts, config.tokenizer)
     return EncodedSplits(
         tokenizer=tokenizer,
-        x_train=tokenizer.encode_batch(fit_part.texts),
-        y_train=fit_part.labels.astype("float32"),
-        x_val=tokenizer.encode_batch(val_part.texts),
-        y_val=val_part.labels.astype("float32"),
-        x_test=tokenizer.encode_batch(data.test.texts),
-        y_test=data.test.labels.astype("float32"),
-        val_texts=val_part.texts,
+        x_fit=tokenizer.encode_batch(fit_part.texts), y_fit=fit_part.labels.astype("float32"),
+        x_val=tokenizer.encode_batch(val_part.texts), y_val=val_part.labels.astype("float32"),
+        x_test=tokenizer.encode_batch(data.test.texts), y_test=data.test.labels.astype("float32"),
     )
+
+
+def crop_rows(ids: np.ndarray, low: int, high: int, rng: np.random.Generator) -> np.ndarray:
+    """Each left-padded row cut to its last k ids, k drawn log-uniformly from [low, high]: a short text."""
+    keep = np.exp(rng.uniform(np.log(low), np.log(high + 1), len(ids))).astype(np.int64)
+    cut = ids.copy()
+    columns = np.arange(ids.shape[1])
+    cut[columns[None, :] < (ids.shape[1] - keep)[:, None]] = PAD_ID
+    return cut
+
+
+def with_crops(ids: np.ndarray, labels: np.ndarray, config: RunConfig, rng) -> tuple[np.ndarray, np.ndarray]:
+    t = config.training
+    parts = [ids] + [crop_rows(ids, t.crop_min_words, t.crop_max_words, rng) for _ in range(t.crops_per_review)]
+    return np.concatenate(parts), np.concatenate([labels] * len(parts))
 
 
 def train_model(
@@ -79,7 +108,7 @@ def train_model(
     import keras
     import tensorflow as tf
 
-    from .model import build_model, count_weights
+    from .model import CELL_LOGIT_LAYER, NGRAM_LAYER, build_model, count_weights
 
     out_dir = Path(out_dir)
     if verbose is None:
@@ -87,44 +116,64 @@ def train_model(
     started = time.time()
     keras.utils.set_random_seed(config.training.seed)
     tf.config.experimental.enable_op_determinism()
+    rng = np.random.default_rng(config.training.seed)
 
     if not isinstance(data, ImdbData):
         data = load_imdb(data)
-    _log(f"[sentilite] data: {data.source} ({len(data.train)} train, {len(data.test)} test reviews)")
+    log.info("data: %s (%s)", data.source, data.describe())
     splits = prepare_splits(config, data)
     config = config.replace(tokenizer=splits.tokenizer.config)  # vocab may be smaller on tiny data
-    _log(
-        f"[sentilite] tokenized: {len(splits.x_train)} fit / {len(splits.x_val)} validation / "
-        f"{len(splits.x_test)} test, vocabulary {len(splits.tokenizer)}, length {config.tokenizer.maxlen}"
-    )
+    tok = config.tokenizer
+    log.info("tokenized: %d fit / %d validation / %d test reviews, vocabulary %d, length %d",
+             len(splits.x_fit), len(splits.x_val), len(splits.x_test), len(splits.tokenizer), tok.maxlen)
+    model, cell_model = build_model(config.model, tok)
+    steps = config.model.steps(tok.maxlen)
+    x_fit, y_fit = with_crops(splits.x_fit, splits.y_fit, config, rng)
+    x_val, y_val = with_crops(splits.x_val, splits.y_val, config, rng)
 
-    model = build_model(config.model, config.tokenizer)
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=config.training.learning_rate),
-        loss="binary_crossentropy",
-        metrics=["accuracy"],
-    )
-    stop = keras.callbacks.EarlyStopping(
-        monitor="val_loss", patience=config.training.patience, restore_best_weights=True
-    )
-    callbacks = [stop]
+    ngram = None
+    if config.model.ngram_buckets:
+        ngram = fit_ngram_branch(config, splits, x_fit, y_fit, x_val, y_val)
+
+    log.info("training the %s cell on the last %d ids of %d rows (%d reviews + crops)",
+             config.model.cell, steps, len(x_fit), len(splits.x_fit))
+    cell_model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.training.learning_rate),
+                       loss="binary_crossentropy", metrics=["accuracy"])
+    callbacks = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.training.patience,
+                                               restore_best_weights=True)]
     if config.training.reduce_lr_factor:
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
             monitor="val_loss", factor=config.training.reduce_lr_factor, patience=0, min_lr=1e-5))
-    history = model.fit(
-        splits.x_train,
-        splits.y_train,
-        validation_data=(splits.x_val, splits.y_val),
-        batch_size=config.training.batch_size,
-        epochs=config.training.max_epochs,
-        callbacks=callbacks,
-        shuffle=True,
-        verbose=verbose,
+    history = cell_model.fit(
+        x_fit[:, -steps:], y_fit, validation_data=(x_val[:, -steps:], y_val),
+        batch_size=config.training.batch_size, epochs=config.training.max_epochs, callbacks=callbacks,
+        shuffle=True, verbose=verbose,
     )
+    cell_val = _logits(cell_model.predict(x_val[:, -steps:], batch_size=1024, verbose=0))
+
+    blend = None
+    if ngram is not None:
+        blend = fit_blend(ngram["val_logits"], cell_val, y_val)
+        log.info("blend on %d validation rows: n-gram x %.3f + cell x %.3f + %.3f", len(y_val),
+                 blend["ngram_scale"], blend["cell_scale"], blend["bias"])
+        dense = model.get_layer(CELL_LOGIT_LAYER)
+        kernel, bias = dense.get_weights()
+        dense.set_weights([kernel * blend["cell_scale"],
+                           bias * blend["cell_scale"] + blend["ngram_scale"] * ngram["bias"] + blend["bias"]])
+        model.get_layer(NGRAM_LAYER).set_weights([ngram["weights"] * blend["ngram_scale"]])
     fit_seconds = time.time() - started
-    val_loss, val_acc = model.evaluate(splits.x_val, splits.y_val, batch_size=512, verbose=0)
-    test_probs = model.predict(splits.x_test, batch_size=512, verbose=0).reshape(-1)
-    test_acc = float(np.mean((test_probs >= 0.5) == (splits.y_test >= 0.5)))
+
+    predict = _keras_predictor(model, splits.tokenizer)
+    test_texts, test_labels = data.test.texts, splits.y_test
+    test_positive = predict(test_texts)
+    test_acc = accuracy(test_positive, test_labels)
+    short = {k: accuracy(predict(short_texts(test_texts, k)), test_labels) for k in SHORT_TEXT_WORDS}
+    # Held out from everything fitted on it: the cell, or the blend of the cell with the n-gram
+    # branch fitted without the validation reviews (the kept branch has seen them).
+    n_val = len(splits.y_val)
+    val_logit = cell_val[:n_val] if blend is None else (
+        blend["ngram_scale"] * ngram["val_logits"][:n_val] + blend["cell_scale"] * cell_val[:n_val] + blend["bias"])
+    val_acc = accuracy(1 / (1 + np.exp(-val_logit)), splits.y_val)
     epochs_run = len(history.history["loss"])
     best_epoch = int(np.argmin(history.history["val_loss"])) + 1
     metrics = {
@@ -133,15 +182,22 @@ def train_model(
         "input": config.model.input,
         "preset": config.preset,
         "test_accuracy": round(test_acc, 6),
-        "test_reviews": int(len(splits.y_test)),
-        "validation_accuracy": round(float(val_acc), 6),
-        "validation_loss": round(float(val_loss), 6),
+        "test_reviews": int(len(test_labels)),
+        "data": data.describe(),
+        "short_text": {"words": list(SHORT_TEXT_WORDS), "n": int(len(test_labels)),
+                       "accuracy": [round(short[k], 6) for k in SHORT_TEXT_WORDS]},
+        "validation_accuracy": round(val_acc, 6),
+        "validation_reviews": int(len(splits.y_val)),
+        "validation_split": config.training.validation_split,
         "epochs_run": epochs_run,
         "best_epoch": best_epoch,
         "weights": count_weights(model),
         "train_seconds": round(fit_seconds, 1),
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
     }
+    if ngram is not None:
+        metrics["blend"] = blend
+        metrics["ablation"] = ablation(splits, data, ngram, cell_model, steps)
     history_dict = {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -152,15 +208,83 @@ def train_model(
         atomic_write_json(staging / CONFIG_FILE, config.to_dict())
         atomic_write_json(staging / HISTORY_FILE, history_dict)
         atomic_write_json(staging / METRICS_FILE, metrics)
-        plot_history(history_dict, staging / CURVES_FILE, title=f"{config.name}: test accuracy {test_acc:.4f}")
+        plot_history(history_dict, staging / CURVES_FILE,
+                     title=f"{config.name}: cell training; test accuracy of the model {test_acc:.4f}")
         _swap_in(staging, out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    _log(
-        f"[sentilite] {config.name}: test accuracy {test_acc:.4f} on {len(splits.y_test)} reviews, "
-        f"{epochs_run} epochs (best {best_epoch}), {fit_seconds:.0f} s -> {out_dir}"
-    )
+    log.info("%s: test accuracy %.4f on %d reviews; last %s words %s; %.0f s -> %s", config.name, test_acc,
+             len(test_labels), "/".join(map(str, SHORT_TEXT_WORDS)),
+             "/".join(f"{short[k]:.4f}" for k in SHORT_TEXT_WORDS), fit_seconds, out_dir)
     return metrics
+
+
+def fit_ngram_branch(config: RunConfig, splits: EncodedSplits, x_fit, y_fit, x_val, y_val) -> dict:
+    """Stage 1: the branch fitted without the validation reviews (for the blend) and with them (kept)."""
+    from .ngrams import fit_ngram_weights, ngram_matrix, ngram_logits
+
+    vocab, buckets, c = config.tokenizer.vocab_size, config.model.ngram_buckets, config.training.ngram_c
+    started = time.time()
+    m_fit, m_val = ngram_matrix(x_fit, vocab, buckets), ngram_matrix(x_val, vocab, buckets)
+    reviews_fit = np.zeros(len(y_fit), bool)
+    reviews_fit[: len(splits.y_fit)] = True
+    weights, bias = fit_ngram_weights(m_fit, y_fit, c, ratio_rows=reviews_fit)
+    val_logits = ngram_logits(m_val, weights, bias)
+    log.info("n-gram branch: fitted on %d rows (%.0f s); validation accuracy %.4f", len(y_fit),
+             time.time() - started, accuracy(1 / (1 + np.exp(-val_logits)), y_val))
+    import scipy.sparse as sp
+
+    reviews_val = np.zeros(len(y_val), bool)
+    reviews_val[: len(splits.y_val)] = True
+    all_weights, all_bias = fit_ngram_weights(sp.vstack([m_fit, m_val]).tocsr(), np.concatenate([y_fit, y_val]), c,
+                                              ratio_rows=np.concatenate([reviews_fit, reviews_val]))
+    log.info("n-gram branch: refitted on every training review and crop (%d rows, %.0f s in all)",
+             len(y_fit) + len(y_val), time.time() - started)
+    return {"weights": all_weights, "bias": all_bias, "val_logits": val_logits}
+
+
+def fit_blend(ngram_logits: np.ndarray, cell_logits: np.ndarray, labels: np.ndarray) -> dict:
+    """Weights of the two logits and a bias, by a barely regularised logistic regression on validation rows."""
+    from sklearn.linear_model import LogisticRegression
+
+    features = np.stack([ngram_logits, cell_logits], axis=1)
+    regression = LogisticRegression(C=100.0).fit(features, labels.astype(int))
+    ngram_scale, cell_scale = (float(v) for v in regression.coef_.ravel())
+    return {"ngram_scale": round(ngram_scale, 6), "cell_scale": round(cell_scale, 6),
+            "bias": round(float(regression.intercept_[0]), 6), "rows": int(len(labels))}
+
+
+def ablation(splits: EncodedSplits, data: ImdbData, ngram: dict, cell_model, steps: int) -> dict:
+    """The test numbers of each branch alone: what the cell adds, and what the n-grams add."""
+    vocab = splits.tokenizer.config.vocab_size
+    buckets = (len(ngram["weights"]) - vocab)
+
+    def ngram_positive(texts):
+        ids = splits.tokenizer.encode_batch(texts)
+        logits = ngram_logit(ids, ngram["weights"], vocab, buckets) + ngram["bias"]
+        return 1 / (1 + np.exp(-logits))
+
+    def cell_positive(texts):
+        return cell_model.predict(splits.tokenizer.encode_batch(texts)[:, -steps:], batch_size=1024, verbose=0)
+
+    out = {}
+    for name, predict in (("ngrams_only", ngram_positive), ("cell_only", cell_positive)):
+        out[name] = {"test_accuracy": round(accuracy(predict(data.test.texts), splits.y_test), 6),
+                     "short_text": [round(accuracy(predict(short_texts(data.test.texts, k)), splits.y_test), 6)
+                                    for k in SHORT_TEXT_WORDS]}
+    return out
+
+
+def _logits(positive: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(positive, np.float64).reshape(-1), 1e-7, 1 - 1e-7)
+    return np.log(p / (1 - p))
+
+
+def _keras_predictor(model, tokenizer: Tokenizer):
+    def predict(texts):
+        return model.predict(tokenizer.encode_batch(texts), batch_size=1024, verbose=0).reshape(-1)
+
+    return predict
 
 
 def _swap_in(staging: Path, out_dir: Path) -> None:
@@ -201,7 +325,3 @@ def plot_history(history: dict, path: Path, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)

@@ -1,0 +1,1 @@
+"""Benchmarks: speed, size, memory and start-up of every exported file against its Keras model."""

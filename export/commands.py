@@ -1,0 +1,56 @@
+"""Export subcommands: `export` (every format, each validated) and `report`."""
+from __future__ import annotations
+
+from sentilite.shared.extras import require
+
+
+def add_commands(sub) -> None:
+    from .registry import FORMATS, PRECISIONS
+
+    p = sub.add_parser("export", help="export a trained model folder to TFLite and ONNX, each file validated")
+    p.add_argument("model_dir", help="folder written by `sentilite train`")
+    p.add_argument("--data", help="IMDB folder or .tar.gz (default: $IMDB_DATA, else the cache/download)")
+    p.add_argument("--allow-incomplete", action="store_true",
+                   help="accept an IMDB copy with fewer than 12,500 reviews per class and split")
+    p.add_argument("--formats", nargs="+", choices=FORMATS, help="default: all")
+    p.add_argument("--precisions", nargs="+", choices=PRECISIONS, help="default: all")
+    p.add_argument("--calibration-reviews", type=int, help="training reviews for int8 calibration")
+    p.add_argument("--validation-reviews", type=int, help="validation reviews for the parity check (default: all)")
+    p.add_argument("--test-reviews", type=int, help="test reviews to evaluate each file on (default: all 25,000)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=run_export)
+
+    p = sub.add_parser("report", help="parity.json, report.md and charts for every package under a folder")
+    p.add_argument("folder", help="folder holding one exported package per cell, e.g. artifacts")
+    p.set_defaults(func=run_report)
+
+
+def run_export(args) -> int:
+    require("export", "train", "tensorflow", "keras", "onnx", "onnxruntime", "ai_edge_litert")
+    from sentilite.train.data import load_imdb
+
+    from .package import ExportConfig, export_package
+
+    options = {}
+    for name in ("formats", "precisions"):
+        if getattr(args, name):
+            options[name] = tuple(getattr(args, name))
+    for name in ("calibration_reviews", "validation_reviews", "test_reviews"):
+        if getattr(args, name) is not None:
+            options[name] = getattr(args, name)
+    data = load_imdb(args.data, allow_incomplete=args.allow_incomplete)
+    manifest = export_package(args.model_dir, data, ExportConfig(**options))
+    for a in manifest["artifacts"]:
+        ev = a["eval"]
+        print(f"{a['file']:<28} {a['bytes']:>10,} bytes  accuracy {ev['accuracy']:.4f}  "
+              f"agreement {ev['agreement']:.4%}  max diff {ev['max_abs_diff']:.2g}")
+    return 0
+
+
+def run_report(args) -> int:
+    require("report", "train", "matplotlib")
+    from .report import write_report
+
+    path = write_report(args.folder)
+    print(path.read_text())
+    return 0

@@ -1,0 +1,117 @@
+"""Safe file I/O shared by every part.
+
+Writes are atomic (a reader never sees half a file, a failure leaves the old
+one). Reads of anything that came from outside treat the bytes as hostile:
+sizes are capped before parsing, JSON nesting errors and zlib bombs become
+the caller's own error type, never RecursionError, MemoryError or a hang.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import zlib
+from pathlib import Path
+
+# Caps for files and embedded blobs that sentilite itself writes; real ones are far smaller
+# (a 20,000-word tokenizer.json is ~0.4 MB, a manifest ~30 KB).
+MAX_JSON_BYTES = 64 << 20
+MAX_DECOMPRESSED_BYTES = 64 << 20
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; give the usual mode
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike, obj) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def make_staging_dir(final: Path) -> Path:
+    """A temporary sibling folder of ``final`` with the usual permissions."""
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
+    os.chmod(staging, 0o777 & ~current_umask())
+    return staging
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(chunk_size), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def parse_json(data: bytes | str, source: str, error: type[Exception], max_bytes: int = MAX_JSON_BYTES):
+    """json.loads with a size cap; every failure is ``error`` naming ``source``.
+
+    Deep nesting makes the decoder raise RecursionError after ~1,000 levels
+    (bounded time and memory); it is reported like any other malformed file.
+    """
+    if len(data) > max_bytes:
+        raise error(f"{source}: {len(data):,} bytes of JSON is over the {max_bytes:,}-byte limit")
+    try:
+        return json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise error(f"{source}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise error(f"{source}: JSON nested too deeply") from None
+    except MemoryError:
+        raise error(f"{source}: JSON too large to parse") from None
+
+
+def decompress_limited(data: bytes, source: str, error: type[Exception],
+                       max_bytes: int = MAX_DECOMPRESSED_BYTES) -> bytes:
+    """zlib-decompress at most ``max_bytes``; a bomb is refused after that much work, not after all of it."""
+    decompressor = zlib.decompressobj()
+    try:
+        out = decompressor.decompress(data, max_bytes)
+    except zlib.error as exc:
+        raise error(f"{source}: corrupt compressed data ({exc})") from None
+    if decompressor.unconsumed_tail or (not decompressor.eof and decompressor.decompress(b"", 1)):
+        raise error(f"{source}: compressed data expands beyond the {max_bytes:,}-byte limit")
+    if not decompressor.eof:
+        raise error(f"{source}: compressed data is truncated")
+    return out
+
+
+def confined_path(folder: Path, name, source: str, error: type[Exception]) -> Path:
+    """``folder / name`` for a plain file name from a manifest; anything that could leave the folder is refused."""
+    if not isinstance(name, str) or not name or "\x00" in name:
+        raise error(f"{source}: file entry {name!r} is not a file name")
+    candidate = Path(name)
+    if candidate.is_absolute() or candidate.drive or any(part in ("..", "") for part in candidate.parts) \
+            or len(candidate.parts) != 1 or "\\" in name:
+        raise error(f"{source}: file entry {name!r} must name a file inside the package folder")
+    return folder / candidate

@@ -1,0 +1,120 @@
+"""Training subcommands: `train`, `sweep` (seeds) and `results`."""
+from __future__ import annotations
+
+from sentilite.shared.extras import require
+
+CELLS = ("rnn", "lstm", "gru")
+PRESETS = ("seed", "default")
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("train", help="train a model on IMDB and save it into a folder")
+    p.add_argument("--cell", choices=CELLS, required=True)
+    p.add_argument("--preset", choices=PRESETS, default="default")
+    p.add_argument("--input", choices=("ids", "onehot"), default="ids",
+                   help="ids: Embedding layer; onehot: one-hot inside the model (the notebook's first model)")
+    p.add_argument("--out", required=True, help="model folder to write (replaced atomically)")
+    _add_data_options(p)
+    p.add_argument("--max-epochs", type=int, help="override the preset's epoch limit")
+    p.add_argument("--train-subset", type=int, help="use only this many training reviews (quick runs)")
+    p.add_argument("--seed", type=int, help="override the preset's random seed")
+    p.add_argument("--no-ngrams", action="store_true", help="leave out the n-gram branch (the ablation)")
+    p.add_argument("--cell-off", action="store_true", help="train only the n-gram branch (the baseline row)")
+    p.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
+    p.set_defaults(func=run_train)
+
+    p = sub.add_parser("sweep", help="train one cell with several seeds and report the spread of its numbers")
+    p.add_argument("--cell", choices=CELLS, required=True)
+    p.add_argument("--preset", choices=PRESETS, default="default")
+    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    p.add_argument("--out", required=True, help="folder for one model folder per seed and sweep.json")
+    _add_data_options(p)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=run_sweep)
+
+    p = sub.add_parser("evaluate", help="accuracy of a package or model file on the IMDB test reviews, whole "
+                                        "and cut to their last 10/20/40 words (no TensorFlow needed)")
+    p.add_argument("model", help="package folder or a single .onnx / .tflite / .npz file")
+    _add_data_options(p)
+    p.add_argument("--format", choices=("onnx", "tflite", "numpy"))
+    p.add_argument("--precision", choices=("fp32", "fp16", "dynamic-int8", "int8"))
+    p.add_argument("--words", type=int, nargs="+", default=[10, 20, 40], help="keep the last K words (default 10 20 40)")
+    p.add_argument("--reviews", type=int, help="evaluate on this many test reviews (class-balanced; default all)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=run_evaluate)
+
+    p = sub.add_parser("results", help="table of the trained models under a folder (test accuracy, size)")
+    p.add_argument("folder", help="folder holding one model folder per cell, e.g. artifacts")
+    p.add_argument("--write", help="also write the table to this markdown file")
+    p.set_defaults(func=run_results)
+
+
+def _add_data_options(p) -> None:
+    p.add_argument("--data", help="IMDB folder or .tar.gz (default: $IMDB_DATA, else the cache/download)")
+    p.add_argument("--allow-incomplete", action="store_true",
+                   help="accept an IMDB copy with fewer than 12,500 reviews per class and split")
+
+
+def _config(args):
+    from .config import preset_config
+
+    config = preset_config(args.preset, args.cell, getattr(args, "input", "ids"))
+    training, model = {}, {}
+    for option, field in (("max_epochs", "max_epochs"), ("train_subset", "train_subset"), ("seed", "seed")):
+        if getattr(args, option, None) is not None:
+            training[field] = getattr(args, option)
+    if getattr(args, "no_ngrams", False):
+        model["ngram_buckets"] = 0
+    if getattr(args, "cell_off", False):
+        training["cell_epochs"] = 0
+    return config.replace(training=training, model=model) if training or model else config
+
+
+def run_train(args) -> int:
+    require("train", "train", "tensorflow", "keras")
+    from .data import load_imdb
+    from .fit import train_model
+
+    data = load_imdb(args.data, allow_incomplete=args.allow_incomplete)
+    metrics = train_model(_config(args), args.out, data, verbose=2 if args.quiet else None)
+    print(f"{metrics['name']}: test accuracy {metrics['test_accuracy']:.4f} ({metrics['test_reviews']} reviews)")
+    return 0
+
+
+def run_sweep(args) -> int:
+    require("sweep", "train", "tensorflow", "keras")
+    from .data import load_imdb
+    from .sweep import run_seed_sweep
+
+    data = load_imdb(args.data, allow_incomplete=args.allow_incomplete)
+    summary = run_seed_sweep(_config(args), args.seeds, args.out, data, verbose=2 if args.quiet else None)
+    print(summary["table"])
+    return 0
+
+
+def run_results(args) -> int:
+    from sentilite.shared.files import atomic_write_text
+
+    from .results import results_table
+
+    table = results_table(args.folder)
+    print(table)
+    if args.write:
+        atomic_write_text(args.write, table + "\n")
+    return 0
+
+
+def run_evaluate(args) -> int:
+    import json
+
+    from sentilite.runtime import load
+
+    from .data import load_imdb, subset
+    from .evaluate import evaluate_model, format_evaluation
+
+    data = load_imdb(args.data, allow_incomplete=args.allow_incomplete)
+    test = data.test if args.reviews is None else subset(data.test, args.reviews, seed=0)
+    result = evaluate_model(load(args.model, format=args.format, precision=args.precision), test, tuple(args.words))
+    result["data"] = data.describe()
+    print(json.dumps(result, indent=2) if args.json else format_evaluation(args.model, result))
+    return 0
