@@ -272,83 +272,25 @@ def to_fp16(model_fp32: onnx.ModelProto, only: tuple[str, ...] | None = None) ->
     return model
 
 
-class _IdsReader:
-    """onnxruntime CalibrationDataReader over rows of ids."""
-
-    def __init__(self, ids: np.ndarray, batch: int = 32):
-        self._batches = [{INPUT_NAME: ids[i: i + batch].astype(np.int32)} for i in range(0, len(ids), batch)]
-        self._it = iter(self._batches)
-
-    def get_next(self):
-        return next(self._it, None)
-
-    def rewind(self):
-        self._it = iter(self._batches)
-
-
-# The pad-state tables are tiny and start every row: they stay float.
+# The pad-state tables are tiny and start every row: they stay float (stored as float16 in 8-bit files).
 _PAD_STATE_GATHERS = [f"pad_{state}_gather" for state in _STATE_INPUTS]
 _PAD_STATE_TABLES = tuple(f"pad_{state}" for state in _STATE_INPUTS)
 
 
-def _quantize(model_fp32: onnx.ModelProto, precision: str, calibration_ids: np.ndarray | None) -> onnx.ModelProto:
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
+def _quantize(model_fp32: onnx.ModelProto) -> onnx.ModelProto:
+    """dynamic-int8: onnxruntime's quantizer on the fp32 graph, which quantizes only its Gathers.
+
+    onnxruntime has no quantized GRU/LSTM/RNN kernel, so the native cell stays
+    float; the static int8 file (onnx_int8) rewrites the cell instead.
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
 
     with tempfile.TemporaryDirectory(prefix="sentilite-onnx-") as tmp:
         src, dst = os.path.join(tmp, "fp32.onnx"), os.path.join(tmp, "q.onnx")
         onnx.save_model(model_fp32, src)
-        if precision == "dynamic-int8":
-            quantize_dynamic(src, dst, op_types_to_quantize=["Gather"], weight_type=QuantType.QInt8, per_channel=False,
-                             nodes_to_exclude=_PAD_STATE_GATHERS)
-        else:
-            if calibration_ids is None or len(calibration_ids) == 0:
-                raise ValueError("static int8 needs calibration ids")
-            quantize_static(
-                src, dst, _IdsReader(calibration_ids),
-                quant_format=QuantFormat.QDQ, op_types_to_quantize=["Gather"],
-                activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=False,
-                calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=_PAD_STATE_GATHERS,
-                extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
-            )
-        model = onnx.load(dst)
-    return fold_gather_qdq(model) if precision == "int8" else model
-
-
-def fold_gather_qdq(model: onnx.ModelProto) -> onnx.ModelProto:
-    """DequantizeLinear(table) -> Gather -> Q -> DQ  becomes  Gather(int8 table) -> DQ.
-
-    quantize_static writes the first form and onnxruntime 1.32 does not fuse
-    it, so each run would dequantize the whole table (measured 0.74 ms vs
-    0.42 ms a review). Gather only picks rows and Q/DQ share the table's scale
-    and zero point, so the rewrite is bit-exact.
-    """
-    graph = model.graph
-    producer = {out: node for node in graph.node for out in node.output}
-    consumers: dict[str, list] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
-    initializers = {init.name for init in graph.initializer}
-    drop = []
-    for gather in [n for n in graph.node if n.op_type == "Gather"]:
-        dq_table = producer.get(gather.input[0])
-        if dq_table is None or dq_table.op_type != "DequantizeLinear" or dq_table.input[0] not in initializers:
-            continue
-        after = consumers.get(gather.output[0], [])
-        if len(after) != 1 or after[0].op_type != "QuantizeLinear" or len(consumers.get(dq_table.output[0], [])) != 1:
-            continue
-        quant = after[0]
-        after_q = consumers.get(quant.output[0], [])
-        if len(after_q) != 1 or after_q[0].op_type != "DequantizeLinear":
-            continue
-        if list(quant.input[1:]) != list(dq_table.input[1:]) or list(after_q[0].input[1:]) != list(dq_table.input[1:]):
-            continue
-        gather.input[0] = dq_table.input[0]
-        gather.output[0] = quant.output[0]
-        drop += [dq_table, quant]
-    for node in drop:
-        graph.node.remove(node)
-    return model
+        quantize_dynamic(src, dst, op_types_to_quantize=["Gather"], weight_type=QuantType.QInt8, per_channel=False,
+                         nodes_to_exclude=_PAD_STATE_GATHERS)
+        return onnx.load(dst)
 
 
 def set_metadata(model: onnx.ModelProto, metadata: dict[str, str]) -> onnx.ModelProto:
@@ -366,10 +308,15 @@ def export_onnx(ctx, precision: str, path: str | os.PathLike, *, metadata: dict[
     model = build_fp32(ctx, ctx.name)
     if precision == "fp16":
         model = to_fp16(model)
-    elif precision in ("dynamic-int8", "int8"):
+    elif precision == "dynamic-int8":
         # The pad-state tables stay float (see _PAD_STATE_GATHERS) but are stored as
         # float16: in a small LSTM they would otherwise be ~10% of an 8-bit file.
-        model = to_fp16(_quantize(model, precision, ctx.calibration_ids), only=_PAD_STATE_TABLES)
+        model = to_fp16(_quantize(model), only=_PAD_STATE_TABLES)
+    elif precision == "int8":
+        from .onnx_int8 import build_int8
+
+        # Every matrix product on int8 weights, the recurrent one inside a Scan included (onnx_int8).
+        model = to_fp16(build_int8(ctx, ctx.name), only=_PAD_STATE_TABLES)
     elif precision != "fp32":
         raise ValueError(f"unknown precision {precision!r}")
     set_metadata(model, metadata)
@@ -378,16 +325,39 @@ def export_onnx(ctx, precision: str, path: str | os.PathLike, *, metadata: dict[
 
 
 def describe_onnx(path: str | os.PathLike) -> dict:
-    """Operators, opset and which nodes run on quantized weights, for the manifest."""
+    """Operators, opset and which nodes run on quantized data, for the manifest.
+
+    Subgraphs count too: a node of the int8 file's Scan body is listed as
+    ``recurrence/<node>``. A node is quantized when it reads or writes 8-bit
+    data (an int8/uint8 initializer, a QuantizeLinear, a Gather of 8-bit rows)
+    or is a MatMul between DequantizeLinear outputs (the QDQ form that
+    runtimes run as an integer matmul).
+    """
     model = onnx.load(os.fspath(path))
-    init_types = {init.name: init.data_type for init in model.graph.initializer}
-    quantized = sorted(
-        {f"{node.name} ({node.op_type})" for node in model.graph.node
-         if any(init_types.get(i) in (TensorProto.INT8, TensorProto.UINT8) for i in node.input)}
-    )
-    ops = sorted({(f"{node.domain}." if node.domain else "") + node.op_type for node in model.graph.node})
+    quantized, ops = set(), set()
+
+    def walk(graph: onnx.GraphProto, prefix: str, outer_8bit: frozenset) -> None:
+        eight_bit = set(outer_8bit) | {i.name for i in graph.initializer
+                                       if i.data_type in (TensorProto.INT8, TensorProto.UINT8)}
+        dequantized = set()
+        for node in graph.node:
+            ops.add((f"{node.domain}." if node.domain else "") + node.op_type)
+            reads_8bit = any(i in eight_bit for i in node.input)
+            qdq_matmul = node.op_type in ("MatMul", "Gemm") and all(i in dequantized for i in node.input[:2])
+            if reads_8bit or qdq_matmul:
+                quantized.add(f"{prefix}{node.name} ({node.op_type})")
+            if node.op_type in ("QuantizeLinear", "DynamicQuantizeLinear") or \
+                    (node.op_type == "Gather" and node.input[0] in eight_bit):
+                eight_bit.add(node.output[0])
+            if node.op_type == "DequantizeLinear":
+                dequantized.add(node.output[0])
+            for attr in node.attribute:
+                if attr.type == onnx.AttributeProto.GRAPH:
+                    walk(attr.g, f"{prefix}{node.name}/", frozenset(eight_bit))
+
+    walk(model.graph, "", frozenset())
     return {
-        "ops": ops,
+        "ops": sorted(ops),
         "opset": {imp.domain or "ai.onnx": imp.version for imp in model.opset_import},
-        "quantized_nodes": quantized,
+        "quantized_nodes": sorted(quantized),
     }

@@ -8,7 +8,7 @@ import pytest
 
 def run_cli(*args, env=None):
     return subprocess.run(
-        [sys.executable, "-m", "sentilite.runtime.cli", *args], capture_output=True, text=True, env=env, timeout=600
+        [sys.executable, "-m", "sentilite.cli", *args], capture_output=True, text=True, env=env, timeout=600
     )
 
 
@@ -24,6 +24,14 @@ def test_unknown_cell_is_refused():
     assert result.returncode == 2 and "invalid choice: 'transformer'" in result.stderr
 
 
+def test_help_imports_no_tensorflow():
+    code = ("import sys, sentilite.cli as c; c.build_parser(); "
+            "print(sorted(m for m in ('tensorflow', 'keras', 'onnx', 'sklearn') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
 @pytest.mark.integration
 def test_train_command_and_results_table(imdb_path, tmp_path):
     out = tmp_path / "runs" / "rnn"
@@ -32,7 +40,8 @@ def test_train_command_and_results_table(imdb_path, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert f"rnn-seed: test accuracy {metrics['test_accuracy']:.4f} (25000 reviews)" in result.stdout
+    assert "[sentilite.train] tokenized: 450 fit / 150 validation / 25000 test reviews" in result.stderr
     table = run_cli("results", str(tmp_path / "runs"), "--write", str(tmp_path / "results.md"))
     assert table.returncode == 0, table.stderr
-    assert "| rnn | seed | 300 x 16, 8 units, length 100 |" in table.stdout
+    assert "| rnn | seed | 300 x 16, 8 units; length 100 |" in table.stdout
     assert f"{metrics['test_accuracy']:.4f}" in (tmp_path / "results.md").read_text()

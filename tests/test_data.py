@@ -10,18 +10,35 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sentilite.runtime.errors import ChecksumError, DatasetError
+from sentilite.train.errors import ChecksumError, DatasetError
 from sentilite.train import data as imdb_data
 from sentilite.train.data import extract_archive, load_imdb, resolve_data, train_validation_split
 
 
 def test_reads_the_real_archive(imdb):
     assert len(imdb.train) == 25000 and len(imdb.test) == 25000
+    assert imdb.complete and imdb.describe() == "25,000 train and 25,000 test reviews"
     assert int(imdb.train.labels.sum()) == 12500 and int(imdb.test.labels.sum()) == 12500
     # ratings follow the labels: positive reviews are rated 7-10, negative 1-4
     assert imdb.train.ratings[imdb.train.labels == 1].min() >= 7
     assert imdb.train.ratings[imdb.train.labels == 0].max() <= 4
     assert any("<br />" in t for t in imdb.train.texts[:200])
+
+
+def test_movie_disjoint_split_takes_whole_blocks_of_consecutive_ids():
+    from sentilite.train.data import movie_disjoint_split
+
+    labels = np.array([0] * 1000 + [1] * 1000)
+    ids = np.concatenate([np.arange(1000)[::-1], np.arange(1000)])  # order in the data does not matter
+    tr, va = movie_disjoint_split(labels, ids, 0.2, seed=3)
+    tr2, va2 = movie_disjoint_split(labels, ids, 0.2, seed=3)
+    assert np.array_equal(tr, tr2) and np.array_equal(va, va2)
+    assert len(va) == 400 and len(set(tr) & set(va)) == 0 and len(tr) + len(va) == 2000
+    assert labels[va].sum() == 200  # stratified
+    for label in (0, 1):
+        chosen = np.sort(ids[va][labels[va] == label])
+        # 1,000 ids of a class make 20 blocks of 50 consecutive ids; 4 whole blocks are chosen
+        assert len(chosen) == 200 and len(set(chosen // 50)) == 4
 
 
 def test_validation_split_is_stratified_seeded_and_disjoint():
@@ -59,10 +76,12 @@ def _tiny_members(skip=()):
 
 def test_tiny_archive_and_its_extracted_folder_read_the_same(tmp_path):
     archive = _make_tar(tmp_path / "tiny.tar.gz", _tiny_members())
-    from_tar = load_imdb(archive, progress=False)
+    from_tar = load_imdb(archive, progress=False, allow_incomplete=True)
     folder = extract_archive(archive, tmp_path / "out")
-    from_dir = load_imdb(folder.parent, progress=False)
+    from_dir = load_imdb(folder.parent, progress=False, allow_incomplete=True)
     assert from_tar.train.texts == from_dir.train.texts
+    assert not from_tar.complete and from_tar.describe().startswith("6 train and 6 test reviews (INCOMPLETE")
+    assert from_tar.test.ids.tolist() == [0, 1, 2, 0, 1, 2]
     assert from_tar.train.texts[0] == "train neg review 0<br />"
     assert from_tar.test.labels.tolist() == [0, 0, 0, 1, 1, 1]
     assert from_tar.test.ratings.tolist() == [2, 2, 2, 9, 9, 9]
@@ -82,10 +101,15 @@ def test_folder_without_the_layout(tmp_path):
         load_imdb(tmp_path)
 
 
-def test_empty_class(tmp_path):
-    archive = _make_tar(tmp_path / "tiny.tar.gz", _tiny_members(skip={("test", "neg")}))
-    with pytest.raises(DatasetError, match=r"no reviews in aclImdb/test/neg/"):
+def test_incomplete_copies_are_refused_with_their_counts(tmp_path):
+    archive = _make_tar(tmp_path / "tiny.tar.gz", _tiny_members())
+    with pytest.raises(DatasetError, match=r"incomplete IMDB copy: expected 12,500 reviews in each of train/test x "
+                                           r"neg/pos, found train/neg 3, train/pos 3, test/neg 3, test/pos 3 \(pass "
+                                           r"--allow-incomplete"):
         load_imdb(archive, progress=False)
+    empty = _make_tar(tmp_path / "empty.tar.gz", _tiny_members(skip={("test", "neg")}))
+    with pytest.raises(DatasetError, match=r"found train/neg 3, train/pos 3, test/neg 0, test/pos 3$"):
+        load_imdb(empty, progress=False, allow_incomplete=True)  # an empty class is never accepted
 
 
 def test_corrupt_and_truncated_archives(tmp_path):

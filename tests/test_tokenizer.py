@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from sentilite.runtime import Tokenizer, TokenizerConfig, TokenizerFileError, pad_ids
-from sentilite.runtime.errors import ConfigError
+from sentilite.shared.errors import ConfigError
 from sentilite.train.vocab import build_tokenizer
 
 VOCAB = ["<pad>", "<oov>", "the", "movie", "was", "great", "don't", "café", "i", "loved", "it", "не", "плохо"]

@@ -1,34 +1,48 @@
-"""Rows shorter than maxlen: the state the padding would reach replaces the padding, exactly."""
+"""The model's arithmetic on tiny random weights: numpy reference, ONNX, TFLite and Keras agree exactly.
+
+Rows shorter than maxlen are read as if left-padded: the cell starts from the
+state the padding would reach and the n-gram branch ignores padding, so a
+cut row gives what the whole row gives.
+"""
 import numpy as np
 import pytest
 
+from sentilite.runtime.architecture import ModelConfig
 from sentilite.runtime.model import run_batches
-from sentilite.runtime.numpy_model import NumpyRecurrentModel
+from sentilite.runtime.numpy_model import NumpySentimentModel
+from sentilite.runtime.recurrence import Recurrence, ngram_logit, ngram_rows
 
 CELLS = ("rnn", "lstm", "gru")
-MAXLEN = 60
+MAXLEN, VOCAB, BUCKETS = 60, 50, 97
 
 
-def random_weights(cell: str, vocab=50, emb=8, units=6, seed=0) -> dict[str, np.ndarray]:
+def random_weights(cell: str, config: ModelConfig, seed=0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
-    gates = {"rnn": 1, "lstm": 4, "gru": 3}[cell]
+    gates, units, emb = {"rnn": 1, "lstm": 4, "gru": 3}[cell], config.units, config.embedding_dim
     weights = {
-        "embedding": rng.normal(0, 0.5, (vocab, emb)),
+        "embedding": rng.normal(0, 0.5, (VOCAB, emb)),
         "kernel": rng.normal(0, 0.5, (emb, gates * units)),
         "recurrent_kernel": rng.normal(0, 0.25, (units, gates * units)),  # contractive: converges
         "bias": rng.normal(0, 0.1, (2, gates * units) if cell == "gru" else (gates * units,)),
         "dense_kernel": rng.normal(0, 1.0, (units, 1)),
         "dense_bias": rng.normal(0, 0.1, (1,)),
     }
+    if config.ngram_buckets:
+        weights["ngram_weights"] = rng.normal(0, 1.0, (VOCAB + config.ngram_buckets,))
+        weights["ngram_weights"][0] = 0.0
     return {k: v.astype(np.float32) for k, v in weights.items()}
 
 
-def padded_rows(lengths, vocab=50, seed=1) -> np.ndarray:
+def config_for(cell, ngrams=True, window=24) -> ModelConfig:
+    return ModelConfig(cell=cell, embedding_dim=8, units=6, window=window, ngram_buckets=BUCKETS if ngrams else 0)
+
+
+def padded_rows(lengths, seed=1) -> np.ndarray:
     rng = np.random.default_rng(seed)
     ids = np.zeros((len(lengths), MAXLEN), np.int32)
     for row, n in enumerate(lengths):
         if n:
-            ids[row, MAXLEN - n:] = rng.integers(1, vocab, n)
+            ids[row, MAXLEN - n:] = rng.integers(1, VOCAB, n)
     return ids
 
 
@@ -41,13 +55,39 @@ def trimmed(ids: np.ndarray) -> list[np.ndarray]:
     return out
 
 
+def reference(cell, config, weights, ids) -> np.ndarray:
+    """Straight from the definition: zero state, every id of the window, padding included."""
+    cellmath = Recurrence(cell, weights["kernel"], weights["recurrent_kernel"], weights["bias"], weights["embedding"])
+    window = ids[:, -config.steps(MAXLEN):]
+    state = cellmath.run(window, cellmath.zero_state(len(ids)))
+    logit = (state[0] @ weights["dense_kernel"] + weights["dense_bias"]).reshape(-1)
+    if config.ngram_buckets:
+        logit = logit + ngram_logit(ids, weights["ngram_weights"], VOCAB, config.ngram_buckets)
+    return 1 / (1 + np.exp(-logit))
+
+
+LENGTHS = [0, 1, 2, 3, 17, 23, 24, 25, 59, 60]
+
+
+def test_ngram_rows_hash_bigrams_of_real_ids_and_count_them():
+    ids = np.array([[0, 0, 5, 7, 5], [0, 0, 0, 0, 3], [0, 0, 0, 0, 0]])
+    rows, count = ngram_rows(ids, vocab_size=10, buckets=7)
+    # bigram (5, 7): 10 + (57 % 7 = 1) = 11; (7, 5): 10 + (75 % 7 = 5) = 15; bigrams with padding read row 0
+    assert rows.tolist() == [[0, 0, 5, 7, 5, 0, 0, 11, 15], [0, 0, 0, 0, 3, 0, 0, 0, 0], [0] * 9]
+    assert count.tolist() == [5, 1, 0]
+    weights = np.arange(17, dtype=np.float32)
+    weights[0] = 0
+    np.testing.assert_allclose(ngram_logit(ids, weights, 10, 7), [(5 + 7 + 5 + 11 + 15) / np.sqrt(5), 3.0, 0.0])
+
+
 @pytest.mark.parametrize("cell", CELLS)
 def test_pad_states_start_at_zero_and_stop_once_converged(cell):
-    model = NumpyRecurrentModel(cell, random_weights(cell))
-    states = model.pad_states(MAXLEN)
+    w = random_weights(cell, config_for(cell))
+    cellmath = Recurrence(cell, w["kernel"], w["recurrent_kernel"], w["bias"], w["embedding"])
+    states = cellmath.pad_states(MAXLEN)
     assert len(states) == (2 if cell == "lstm" else 1)
     assert not states[0][0].any()  # no padding read yet: the zero state
-    full = NumpyRecurrentModel(cell, random_weights(cell)).pad_states(MAXLEN, tolerance=0.0)
+    full = cellmath.pad_states(MAXLEN, tolerance=0.0)
     assert len(states[0]) < len(full[0]) <= MAXLEN + 1
     k = len(states[0]) - 1
     for short, whole in zip(states, full):
@@ -55,35 +95,85 @@ def test_pad_states_start_at_zero_and_stop_once_converged(cell):
         assert np.abs(whole[k:] - short[k]).max() <= 1e-6
 
 
+@pytest.mark.parametrize("ngrams, window", [(True, 24), (False, None)])
 @pytest.mark.parametrize("cell", CELLS)
-def test_numpy_model_reads_short_rows_as_left_padded(cell):
-    model = NumpyRecurrentModel(cell, random_weights(cell), maxlen=MAXLEN)
-    ids = padded_rows([0, 1, 3, 17, 59, 60])
-    full = model.predict_positive(ids)
+def test_numpy_model_reads_short_rows_as_left_padded(cell, ngrams, window):
+    config = config_for(cell, ngrams, window)
+    weights = random_weights(cell, config)
+    model = NumpySentimentModel(config, weights, MAXLEN, VOCAB)
+    ids = padded_rows(LENGTHS)
+    expected = reference(cell, config, weights, ids)
+    np.testing.assert_allclose(model.predict_positive(ids), expected, atol=2e-6)
     short = np.concatenate([model.predict_positive(row) for row in trimmed(ids)])
-    np.testing.assert_allclose(short, full, atol=2e-6)
+    np.testing.assert_allclose(short, expected, atol=2e-6)
     with pytest.raises(ValueError, match="longer than the model's 60"):
         model.predict_positive(np.ones((1, MAXLEN + 1), np.int32))
+    with pytest.raises(ValueError, match="ids outside 0..49"):
+        model.predict_positive(np.full((1, 3), VOCAB, np.int32))
 
 
+def _context(cell, config, weights):
+    from sentilite.export.registry import ExportContext
+
+    return ExportContext(weights=weights, model=config, maxlen=MAXLEN, vocab_size=VOCAB, name="test",
+                         calibration_ids=padded_rows([5, 30, 60]), tokenizer_json=b"{}",
+                         labels=("negative", "positive"))
+
+
+@pytest.mark.parametrize("ngrams, window", [(True, 24), (False, None)])
 @pytest.mark.parametrize("cell", CELLS)
-def test_onnx_graph_reads_short_rows_as_left_padded(cell):
+def test_onnx_graph_matches_the_reference_on_whole_and_cut_rows(cell, ngrams, window):
     pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
     from sentilite.export.to_onnx import build_fp32
 
-    weights = random_weights(cell)
-    reference = NumpyRecurrentModel(cell, weights)  # no maxlen: always from the zero state
-    session = ort.InferenceSession(build_fp32(cell, weights, MAXLEN, "test").SerializeToString(),
+    config = config_for(cell, ngrams, window)
+    weights = random_weights(cell, config)
+    session = ort.InferenceSession(build_fp32(_context(cell, config, weights)).SerializeToString(),
                                    providers=["CPUExecutionProvider"])
-    ids = padded_rows([0, 1, 3, 17, 59, 60])
-    expected = reference.predict_positive(ids)
-    full = session.run(None, {"ids": ids})[0].reshape(-1)
-    np.testing.assert_allclose(full, expected, atol=2e-6)
+    ids = padded_rows(LENGTHS)
+    expected = reference(cell, config, weights, ids)
+    np.testing.assert_allclose(session.run(None, {"ids": ids})[0].reshape(-1), expected, atol=2e-6)
     short = np.concatenate([session.run(None, {"ids": row})[0].reshape(-1) for row in trimmed(ids)])
     np.testing.assert_allclose(short, expected, atol=2e-6)
-    batch = session.run(None, {"ids": ids[2:5, MAXLEN - 17:]})[0].reshape(-1)  # the longest of 3, 17, 59 ... cut
-    np.testing.assert_allclose(batch[:2], expected[2:4], atol=2e-6)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_tflite_graph_matches_the_reference_on_whole_and_cut_rows(cell):
+    pytest.importorskip("tensorflow")
+    from ai_edge_litert.interpreter import Interpreter
+
+    from sentilite.export.to_tflite import convert
+
+    config = config_for(cell)
+    weights = random_weights(cell, config)
+    interpreter = Interpreter(model_content=convert(config, weights, "fp32", MAXLEN, VOCAB))
+
+    def run(rows):
+        index = interpreter.get_input_details()[0]["index"]
+        interpreter.resize_tensor_input(index, list(rows.shape))
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(index, rows)
+        interpreter.invoke()
+        return interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).reshape(-1)
+
+    ids = padded_rows(LENGTHS)
+    expected = reference(cell, config, weights, ids)
+    np.testing.assert_allclose(run(ids), expected, atol=2e-6)
+    np.testing.assert_allclose(np.concatenate([run(row) for row in trimmed(ids)]), expected, atol=2e-6)
+
+
+def test_keras_ngram_layer_matches_the_reference():
+    pytest.importorskip("keras")
+    from sentilite.train.model import NgramLogit
+
+    weights = random_weights("gru", config_for("gru"))["ngram_weights"]
+    layer = NgramLogit(VOCAB, BUCKETS)
+    layer.build((None, MAXLEN))
+    layer.set_weights([weights])
+    ids = padded_rows(LENGTHS)
+    out = np.asarray(layer(ids)).reshape(-1)
+    np.testing.assert_allclose(out, ngram_logit(ids, weights, VOCAB, BUCKETS), atol=2e-6)
 
 
 class RecordingBackend:
@@ -98,7 +188,8 @@ class RecordingBackend:
 
 
 def test_run_batches_groups_by_length_and_keeps_input_order():
-    model = NumpyRecurrentModel("gru", random_weights("gru"), maxlen=MAXLEN)
+    config = config_for("gru")
+    model = NumpySentimentModel(config, random_weights("gru", config), MAXLEN, VOCAB)
     lengths = [60, 2, 0, 30, 3, 31, 1, 59]
     ids = padded_rows(lengths)
     backend = RecordingBackend(model)
@@ -112,9 +203,14 @@ def test_run_batches_groups_by_length_and_keeps_input_order():
     assert backend.widths == [(2, 16)]  # empty texts still get padding steps
 
     alone = np.concatenate([run_batches(backend, row[None], 1) for row in ids])
-    np.testing.assert_array_equal(run_batches(backend, ids, 8), alone)  # neighbours never change an answer
+    # neighbours never change an answer (beyond BLAS rounding, which differs with the batch size)
+    np.testing.assert_allclose(run_batches(backend, ids, 8), alone, atol=1e-6)
 
+    backend.widths.clear()  # whole rows on request (the benchmark times the engine alone so)
+    np.testing.assert_allclose(run_batches(backend, ids, batch_size=5, cut=False), model.predict_positive(ids),
+                               atol=1e-6)
+    assert backend.widths == [(5, 60), (3, 60)]
     backend.variable_length = False  # a fixed-length file always gets whole rows, in input order
     backend.widths.clear()
-    np.testing.assert_array_equal(run_batches(backend, ids, batch_size=5), model.predict_positive(ids))
+    np.testing.assert_allclose(run_batches(backend, ids, batch_size=5), model.predict_positive(ids), atol=1e-6)
     assert backend.widths == [(5, 60), (3, 60)]

@@ -19,8 +19,8 @@ def add_commands(sub) -> None:
     p.add_argument("--train-subset", type=int, help="use only this many training reviews (quick runs)")
     p.add_argument("--seed", type=int, help="override the preset's random seed")
     p.add_argument("--no-ngrams", action="store_true", help="leave out the n-gram branch (the ablation)")
-    p.add_argument("--cell-off", action="store_true", help="train only the n-gram branch (the baseline row)")
-    p.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
+    p.add_argument("--quiet", dest="epoch_lines", action="store_true",
+                   help="one line per epoch instead of a progress bar")
     p.set_defaults(func=run_train)
 
     p = sub.add_parser("sweep", help="train one cell with several seeds and report the spread of its numbers")
@@ -29,7 +29,8 @@ def add_commands(sub) -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--out", required=True, help="folder for one model folder per seed and sweep.json")
     _add_data_options(p)
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", dest="epoch_lines", action="store_true",
+                   help="one line per epoch instead of a progress bar")
     p.set_defaults(func=run_sweep)
 
     p = sub.add_parser("evaluate", help="accuracy of a package or model file on the IMDB test reviews, whole "
@@ -65,8 +66,6 @@ def _config(args):
             training[field] = getattr(args, option)
     if getattr(args, "no_ngrams", False):
         model["ngram_buckets"] = 0
-    if getattr(args, "cell_off", False):
-        training["cell_epochs"] = 0
     return config.replace(training=training, model=model) if training or model else config
 
 
@@ -76,7 +75,7 @@ def run_train(args) -> int:
     from .fit import train_model
 
     data = load_imdb(args.data, allow_incomplete=args.allow_incomplete)
-    metrics = train_model(_config(args), args.out, data, verbose=2 if args.quiet else None)
+    metrics = train_model(_config(args), args.out, data, verbose=2 if args.epoch_lines else None)
     print(f"{metrics['name']}: test accuracy {metrics['test_accuracy']:.4f} ({metrics['test_reviews']} reviews)")
     return 0
 
@@ -87,7 +86,7 @@ def run_sweep(args) -> int:
     from .sweep import run_seed_sweep
 
     data = load_imdb(args.data, allow_incomplete=args.allow_incomplete)
-    summary = run_seed_sweep(_config(args), args.seeds, args.out, data, verbose=2 if args.quiet else None)
+    summary = run_seed_sweep(_config(args), args.seeds, args.out, data, verbose=2 if args.epoch_lines else None)
     print(summary["table"])
     return 0
 

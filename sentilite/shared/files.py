@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import tempfile
 import zlib
 from pathlib import Path
@@ -18,6 +19,8 @@ from pathlib import Path
 # (a 20,000-word tokenizer.json is ~0.4 MB, a manifest ~30 KB).
 MAX_JSON_BYTES = 64 << 20
 MAX_DECOMPRESSED_BYTES = 64 << 20
+# Nesting a sentilite document never comes near (a manifest is ~5 levels deep).
+MAX_JSON_DEPTH = 64
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -73,22 +76,46 @@ def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def parse_json(data: bytes | str, source: str, error: type[Exception], max_bytes: int = MAX_JSON_BYTES):
-    """json.loads with a size cap; every failure is ``error`` naming ``source``.
+def parse_json(data: bytes | str, source: str, error: type[Exception], max_bytes: int = MAX_JSON_BYTES,
+               max_depth: int = MAX_JSON_DEPTH):
+    """json.loads with caps on size and nesting; every failure is ``error`` naming ``source``.
 
     Deep nesting makes the decoder raise RecursionError after ~1,000 levels
     (bounded time and memory); it is reported like any other malformed file.
+    A document that parses is then held to ``max_depth`` levels, so code
+    that later walks, compares or prints a value (repr of a 900-level list
+    raises RecursionError too) never meets a deep one. Integers of more than
+    4,300 digits (Python's limit) are malformed JSON here, not a ValueError.
     """
     if len(data) > max_bytes:
         raise error(f"{source}: {len(data):,} bytes of JSON is over the {max_bytes:,}-byte limit")
     try:
-        return json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        value = json.loads(data)
+    except UnicodeDecodeError as exc:
         raise error(f"{source}: not valid JSON ({exc})") from None
+    except ValueError as exc:  # JSONDecodeError, and the integer-digits limit
+        raise error(f"{source}: not valid JSON ({str(exc)[:200]})") from None
     except RecursionError:
         raise error(f"{source}: JSON nested too deeply") from None
     except MemoryError:
         raise error(f"{source}: JSON too large to parse") from None
+    if _json_depth(value, max_depth) > max_depth:
+        raise error(f"{source}: JSON nested more than {max_depth} levels deep")
+    return value
+
+
+def _json_depth(value, limit: int) -> int:
+    """Nesting depth of a parsed JSON value, without recursion; stops counting past ``limit``."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > deepest:
+            deepest = depth
+            if deepest > limit:
+                break
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return deepest if isinstance(value, (dict, list)) else 0
 
 
 def decompress_limited(data: bytes, source: str, error: type[Exception],
@@ -107,11 +134,29 @@ def decompress_limited(data: bytes, source: str, error: type[Exception],
 
 
 def confined_path(folder: Path, name, source: str, error: type[Exception]) -> Path:
-    """``folder / name`` for a plain file name from a manifest; anything that could leave the folder is refused."""
+    """``folder / name`` for a plain file name from a manifest; anything that could leave the folder is refused.
+
+    A name must be one plain path component. When the file exists it must be
+    a regular file whose real path (links followed) is in the folder: a link
+    to another place, a FIFO (a read would block forever) or a device
+    (/dev/zero never ends) is refused before anything reads it.
+    """
+    shown = repr(name) if len(repr(name)) <= 80 else repr(name)[:77] + "..."
     if not isinstance(name, str) or not name or "\x00" in name:
-        raise error(f"{source}: file entry {name!r} is not a file name")
+        raise error(f"{source}: file entry {shown} is not a file name")
     candidate = Path(name)
-    if candidate.is_absolute() or candidate.drive or any(part in ("..", "") for part in candidate.parts) \
-            or len(candidate.parts) != 1 or "\\" in name:
-        raise error(f"{source}: file entry {name!r} must name a file inside the package folder")
-    return folder / candidate
+    if candidate.is_absolute() or candidate.drive or any(part in ("..", ".", "") for part in candidate.parts) \
+            or len(candidate.parts) != 1 or "\\" in name or name in (".", ".."):
+        raise error(f"{source}: file entry {shown} must name a file inside the package folder")
+    path = folder / candidate
+    if os.path.lexists(path):
+        try:
+            real, home = path.resolve(strict=True), Path(folder).resolve(strict=True)
+            mode = real.stat().st_mode
+        except (OSError, RuntimeError) as exc:  # a dangling or looping link
+            raise error(f"{source}: file entry {shown} cannot be resolved ({exc.__class__.__name__})") from None
+        if real.parent != home:
+            raise error(f"{source}: file entry {shown} links outside the package folder")
+        if not stat.S_ISREG(mode):
+            raise error(f"{source}: file entry {shown} is not a regular file")
+    return path
