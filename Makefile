@@ -4,33 +4,38 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+EXTRAS ?= train,tflite,onnx,dev
 ARTIFACTS ?= artifacts
 CELLS  ?= rnn lstm gru
 PRESET ?= default
+SEEDS  ?= 1 2 3
 # Data: IMDB_DATA (a folder or .tar.gz) if set, else the cache, downloading once.
 export IMDB_DATA
 
-.PHONY: help install train export test test-unit bench clean distclean
+.PHONY: help install train baseline export sweep test test-unit bench clean distclean
 .SECONDARY:
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-install: $(STAMP) ## create .venv and install .[train,tflite,onnx,dev]
+install: $(STAMP) ## create .venv and install .[$(EXTRAS)]
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
-	$(BIN)/pip install -e '.[train,tflite,onnx,dev]'
+	$(BIN)/pip install -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
 MODELS    := $(foreach c,$(CELLS),$(ARTIFACTS)/$(c)/model.keras)
 MANIFESTS := $(foreach c,$(CELLS),$(ARTIFACTS)/$(c)/manifest.json)
+SWEEPS    := $(foreach c,$(CELLS),$(ARTIFACTS)/sweep/$(c)/sweep.json)
 
 train: $(MODELS) ## train the default rnn, lstm and gru models into artifacts/<cell>
 
+baseline: $(ARTIFACTS)/baseline/metrics.json ## the TF-IDF uni+bigram logistic regression every cell is measured against
+
 export: $(ARTIFACTS)/report.md ## main job: data, training, every export, parity report
-	@echo "report: $(ARTIFACTS)/report.md, parity table: $(ARTIFACTS)/parity.json"
+	@echo "report: $(ARTIFACTS)/report.md, parity table: $(ARTIFACTS)/parity.json, models: $(ARTIFACTS)/results.md"
 
 $(ARTIFACTS)/%/model.keras: | $(STAMP)
 	$(BIN)/sentilite train --cell $* --preset $(PRESET) --out $(ARTIFACTS)/$*
@@ -38,9 +43,18 @@ $(ARTIFACTS)/%/model.keras: | $(STAMP)
 $(ARTIFACTS)/%/manifest.json: $(ARTIFACTS)/%/model.keras
 	$(BIN)/sentilite export $(ARTIFACTS)/$*
 
-$(ARTIFACTS)/report.md: $(MANIFESTS)
+$(ARTIFACTS)/baseline/metrics.json: | $(STAMP)
+	$(BIN)/sentilite baseline --out $(ARTIFACTS)/baseline
+
+$(ARTIFACTS)/report.md: $(MANIFESTS) $(ARTIFACTS)/baseline/metrics.json
 	$(BIN)/sentilite report $(ARTIFACTS) > /dev/null
 	$(BIN)/sentilite results $(ARTIFACTS) --write $(ARTIFACTS)/results.md
+
+sweep: $(SWEEPS) ## train each cell with seeds $(SEEDS) and report the spread (artifacts/sweep/<cell>/sweep.md)
+	@cat $(SWEEPS:.json=.md)
+
+$(ARTIFACTS)/sweep/%/sweep.json: | $(STAMP)
+	$(BIN)/sentilite sweep --cell $* --preset $(PRESET) --seeds $(SEEDS) --out $(ARTIFACTS)/sweep/$* --quiet
 
 bench: $(ARTIFACTS)/report.md ## benchmark every exported file against Keras: artifacts/bench.{json,md,png}
 	$(BIN)/sentilite bench $(ARTIFACTS)
@@ -48,7 +62,7 @@ bench: $(ARTIFACTS)/report.md ## benchmark every exported file against Keras: ar
 test: $(STAMP) ## run the test suite (unit + IMDB-subset integration tests)
 	$(BIN)/python -m pytest -q
 
-test-unit: $(STAMP) ## only the fast unit tests
+test-unit: $(STAMP) ## only the fast unit tests (no IMDB data, no training)
 	$(BIN)/python -m pytest -q -m "not integration"
 
 clean: ## remove artifacts

@@ -19,7 +19,8 @@ Built in small steps, each with a unit test on a tiny graph (tests/test_onnx_int
 
 1. ``build_scan_graph``: the float graph (same contract as ``to_onnx.build_fp32``).
 2. ``calibrate``: the range of every quantized activation, from the numpy
-   reference run on the calibration rows cut as the runtime cuts them.
+   reference run on the calibration rows cut as the runtime cuts them
+   (the input product's over the whole vocabulary).
 3. ``quantize_weights``: float initializer -> int8 initializer + DequantizeLinear.
 4. ``insert_qdq``: a QuantizeLinear -> DequantizeLinear pair on an activation.
 5. ``gather_int8_rows``: DequantizeLinear(table) -> Gather becomes
@@ -210,7 +211,9 @@ def calibrate(ctx) -> dict[str, Range]:
     """Min/max of each quantized activation, from the float reference on the calibration rows.
 
     The rows are cut as ``runtime.model.run_batches`` cuts them and start from
-    the pad state, so the recorded states are those the file will see.
+    the pad state, so the recorded states are those the file will see. The
+    input product (embedding @ kernel) takes one value per vocabulary id, so
+    its range is taken over the whole vocabulary instead.
     """
     ids = np.asarray(ctx.calibration_ids)
     if ids.ndim != 2 or len(ids) == 0:
@@ -229,7 +232,6 @@ def calibrate(ctx) -> dict[str, Range]:
         rows = ids[widths == width, ids.shape[1] - width:]
         window = rows[:, max(0, width - steps):]
         product = kernel[window] if embedding is None else embedding[window] @ kernel
-        seen[INPUT_PRODUCT] = seen[INPUT_PRODUCT].widen(product)
         pad = min(steps - window.shape[1], len(pad_states[0]) - 1)
         state = tuple(np.repeat(s[pad: pad + 1], len(rows), axis=0) for s in pad_states)
         x = product + input_bias
@@ -241,6 +243,8 @@ def calibrate(ctx) -> dict[str, Range]:
         seen[DENSE_PRODUCT] = seen[DENSE_PRODUCT].widen(state[0] @ dense)
     if embedding is None:
         del seen[INPUT_PRODUCT]  # a Gather of kernel rows, not a product
+    else:  # one product row per vocabulary id: its exact range, which no review can leave
+        seen[INPUT_PRODUCT] = zero.widen(embedding @ kernel)
     return seen
 
 
@@ -423,9 +427,9 @@ def scan_body(model: onnx.ModelProto) -> onnx.GraphProto:
     return next(a.g for a in scans[0].attribute if a.name == "body")
 
 
-def build_int8(ctx, name: str = "sentilite") -> onnx.ModelProto:
+def build_int8(ctx, name: str = "sentilite", ranges: dict[str, Range] | None = None) -> onnx.ModelProto:
     """The float Scan graph, every MatMul in QDQ form, the tables gathered as int8 rows."""
-    ranges = calibrate(ctx)
+    ranges = calibrate(ctx) if ranges is None else ranges
     model = build_scan_graph(ctx, name)
     matmul = ("MatMul",)
     # The body first: rewriting the main graph re-adds its nodes, which detaches a body fetched before.

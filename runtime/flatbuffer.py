@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import struct
 
-# TensorType -> bytes per element (STRING and the like have no fixed size).
+# TensorType -> bytes per element.
 _TYPE_SIZES = {0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 6: 1, 7: 2, 8: 8, 9: 1, 10: 8, 11: 16, 12: 8, 15: 4, 16: 2}
-_OPAQUE_TYPES = {5, 13, 14, 17, 18, 19, 20}  # STRING, RESOURCE, VARIANT, INT4 (packed) and newer types
 _WHILE, _IF, _CALL_ONCE = 119, 118, 129
 _MAX_RANK = 8
 
@@ -145,15 +144,47 @@ def read_tflite_operator_codes(data: bytes) -> list[tuple[int, int]]:
     return codes
 
 
-def verify_tflite_model(data: bytes) -> None:
-    """Raise ValueError unless every index and size in the model's tables is consistent.
+# Every operator sentilite's TFLite exporter writes: builtin code -> (name, its options union type,
+# whether the converter always writes the options). The interpreter's kernels read their options
+# without checking which union member they got, and run with defaults (or crash) when a required
+# table is missing, so a file with any other operator, or another options type, is refused.
+_OPERATORS = {
+    0: ("ADD", 11, True), 2: ("CONCATENATION", 10, True), 6: ("DEQUANTIZE", 38, False),
+    9: ("FULLY_CONNECTED", 8, True), 14: ("LOGISTIC", 0, False), 18: ("MUL", 21, True),
+    22: ("RESHAPE", 17, False), 28: ("TANH", 0, False), 36: ("GATHER", 23, True), 39: ("TRANSPOSE", 26, False),
+    41: ("SUB", 28, True), 42: ("DIV", 29, True), 45: ("STRIDED_SLICE", 32, True), 49: ("SPLIT", 35, True),
+    53: ("CAST", 37, False), 55: ("MAXIMUM", 39, False), 57: ("MINIMUM", 39, False), 58: ("LESS", 41, False),
+    69: ("TILE", 51, False), 72: ("NOT_EQUAL", 54, False), 74: ("SUM", 27, True), 75: ("SQRT", 0, False),
+    77: ("SHAPE", 55, True), 83: ("PACK", 59, True), 86: ("LOGICAL_AND", 62, False),
+    93: ("ZEROS_LIKE", 67, True), 95: ("FLOOR_MOD", 72, False), 114: ("QUANTIZE", 89, False),
+    119: ("WHILE", 93, True), 123: ("SELECT_V2", 98, True),
+}
+# Tensor types a sentilite file holds (FLOAT32, FLOAT16, INT32, BOOL, INT8) and their zero-point range.
+_TENSOR_TYPES = {0: None, 1: None, 2: (0, 0), 6: None, 9: (-128, 127)}
+# Quantization scales the converter writes for sentilite models lie in 4e-9..3e5. A flipped bit in
+# a float's exponent leaves this range, and kernels abort (TFLITE_CHECK) on multipliers it implies.
+_MIN_SCALE, _MAX_SCALE = 1e-15, 1e12
+# Static tensor bytes a file may ask the interpreter for, all tensors together (sentilite's are ~2 MB).
+MAX_TENSOR_BYTES = 1 << 30
 
-    Checks what an interpreter takes on trust: operator codes, tensor and
-    buffer indices, subgraph references of control-flow operators, shapes,
-    and that constant data is as long as its tensor's shape and type need.
+
+def verify_tflite_model(data: bytes) -> None:
+    """Raise ValueError unless the file is a TFLite model of the kind sentilite writes, consistent throughout.
+
+    Checks what an interpreter takes on trust: operator codes, the
+    operators and options tables they come with, tensor and buffer indices,
+    subgraph references of control-flow operators, shapes and their sizes,
+    quantization parameters, signatures, and that constant data is as long
+    as its tensor's shape and type need. The interpreter's own flatbuffer
+    verifier checks only that the tables are readable, not what they say.
     """
     r, root = _root(data)
     codes = read_tflite_operator_codes(data)
+    for index, (builtin, version) in enumerate(codes):
+        if builtin not in _OPERATORS:
+            raise ValueError(f"operator code {index} is builtin operator {builtin}, which sentilite files never use")
+        if not 1 <= version <= 1000:
+            raise ValueError(f"operator code {index} has version {version}")
     subgraphs = r.tables(root, 2)
     buffers = r.tables(root, 4)
     if not subgraphs:
@@ -164,50 +195,148 @@ def verify_tflite_model(data: bytes) -> None:
     for b in buffers:
         located = _buffer_bytes(r, b)
         buffer_sizes.append(located[1] if located else 0)
+    io_counts = [(len(r.ints(g, 1)), len(r.ints(g, 2))) for g in subgraphs]
+    tensor_counts = []
+    total_bytes = 0
     for g_index, g in enumerate(subgraphs):
         where = f"subgraph {g_index}"
         tensors = r.tables(g, 0)
+        tensor_counts.append(len(tensors))
         for t_index, t in enumerate(tensors):
-            shape = r.ints(t, 0)
-            signature = r.ints(t, 7)
-            if len(shape) > _MAX_RANK or any(d < 0 for d in shape) or any(d < -1 for d in signature):
-                raise ValueError(f"{where}: tensor {t_index} has an invalid shape {shape}")
-            f_type, f_buffer = r.field(t, 1), r.field(t, 2)
-            kind = r.i8(f_type) if f_type else 0
-            buffer = r.u32(f_buffer) if f_buffer else 0
-            if buffer >= len(buffers):
-                raise ValueError(f"{where}: tensor {t_index} points at buffer {buffer} of {len(buffers)}")
-            if kind not in _TYPE_SIZES and kind not in _OPAQUE_TYPES:
-                raise ValueError(f"{where}: tensor {t_index} has unknown type {kind}")
-            size = buffer_sizes[buffer]
-            if size and kind in _TYPE_SIZES and r.field(t, 6) is None:  # dense constant data
-                elements = 1
-                for d in shape:
-                    elements *= d
-                if elements * _TYPE_SIZES[kind] != size:
-                    raise ValueError(f"{where}: tensor {t_index} of shape {shape} has {size} bytes of data")
+            total_bytes += _check_tensor(r, t, f"{where}: tensor {t_index}", buffer_sizes)
+            if total_bytes > MAX_TENSOR_BYTES:
+                raise ValueError(f"{where}: tensors need more than {MAX_TENSOR_BYTES:,} bytes")
         for io_index, name in ((1, "input"), (2, "output")):
             for i in r.ints(g, io_index):
                 if not 0 <= i < len(tensors):
                     raise ValueError(f"{where}: {name} tensor {i} of {len(tensors)}")
         for o_index, op in enumerate(r.tables(g, 3)):
-            f_code = r.field(op, 0)
-            code_index = r.u32(f_code) if f_code else 0
-            if code_index >= len(codes):
-                raise ValueError(f"{where}: operator {o_index} uses operator code {code_index} of {len(codes)}")
-            for i in r.ints(op, 1) + r.ints(op, 2) + r.ints(op, 8):
-                if not -1 <= i < len(tensors):
-                    raise ValueError(f"{where}: operator {o_index} uses tensor {i} of {len(tensors)}")
-            builtin = codes[code_index][0]
-            if builtin in (_WHILE, _IF, _CALL_ONCE):
-                f_options = r.field(op, 4)
-                if f_options is None:
-                    raise ValueError(f"{where}: control-flow operator {o_index} has no options")
-                options = r.deref(f_options)
-                for k in ((0, 1) if builtin != _CALL_ONCE else (0,)):
-                    f = r.field(options, k)
-                    index = r.i32(f) if f else 0
-                    # Converters write the subgraphs a loop runs after the loop's own: a reference
-                    # backwards could make the interpreter recurse forever.
-                    if not g_index < index < len(subgraphs):
-                        raise ValueError(f"{where}: operator {o_index} refers to subgraph {index}")
+            _check_operator(r, op, f"{where}: operator {o_index}", g_index, codes, len(tensors), io_counts)
+    _check_signatures(r, root, tensor_counts)
+
+
+def _check_tensor(r: _Reader, t: int, where: str, buffer_sizes: list[int]) -> int:
+    """Check one tensor; returns the bytes its static shape needs."""
+    shape = r.ints(t, 0)
+    signature = r.ints(t, 7)
+    if len(shape) > _MAX_RANK or any(d < 0 for d in shape) or any(d < -1 for d in signature) \
+            or (signature and (len(signature) != len(shape)
+                               or any(s not in (-1, d) for s, d in zip(signature, shape)))):
+        raise ValueError(f"{where} has an invalid shape {shape} (signature {signature})")
+    f_type, f_buffer = r.field(t, 1), r.field(t, 2)
+    kind = r.i8(f_type) if f_type else 0
+    buffer = r.u32(f_buffer) if f_buffer else 0
+    if buffer >= len(buffer_sizes):
+        raise ValueError(f"{where} points at buffer {buffer} of {len(buffer_sizes)}")
+    if kind not in _TENSOR_TYPES:
+        raise ValueError(f"{where} has type {kind}, which sentilite files never use")
+    f_variable, f_external = r.field(t, 5), r.field(t, 10)
+    if r.field(t, 6) is not None or r.ints(t, 9) or (f_variable is not None and r.u8(f_variable)) \
+            or (f_external is not None and r.u32(f_external)):
+        raise ValueError(f"{where} is a sparse, variant, variable or external tensor; sentilite files hold none")
+    elements = 1
+    for d in shape:
+        elements *= d
+    size = buffer_sizes[buffer]
+    if size and elements * _TYPE_SIZES[kind] != size:  # dense constant data
+        raise ValueError(f"{where} of shape {shape} has {size} bytes of data")
+    f_quant = r.field(t, 4)
+    if f_quant is not None:
+        _check_quantization(r, r.deref(f_quant), where, kind, shape)
+    return elements * _TYPE_SIZES[kind]
+
+
+def _check_quantization(r: _Reader, q: int, where: str, kind: int, shape: list[int]) -> None:
+    """Scales finite and in range, one zero point per scale within the type, a valid channel axis."""
+    f_details = r.field(q, 4)
+    if f_details is not None and r.u8(f_details):
+        raise ValueError(f"{where} has custom quantization details")
+    f_scale, f_zero = r.field(q, 2), r.field(q, 3)
+    scales = []
+    if f_scale is not None:
+        start, count = r.vector(f_scale)
+        scales = struct.unpack_from(f"<{count}f", r.b, start)
+    zeros = []
+    if f_zero is not None:
+        start, count = r.vector(f_zero, 8)
+        zeros = struct.unpack_from(f"<{count}q", r.b, start)
+    if not scales and not zeros:
+        return
+    if len(zeros) != len(scales):
+        raise ValueError(f"{where} has {len(scales)} quantization scales and {len(zeros)} zero points")
+    if not all(_MIN_SCALE <= s <= _MAX_SCALE for s in scales):  # NaN fails too
+        bad = next(s for s in scales if not _MIN_SCALE <= s <= _MAX_SCALE)
+        raise ValueError(f"{where} has quantization scale {bad}")
+    limits = _TENSOR_TYPES[kind]
+    if limits is None:
+        raise ValueError(f"{where} is quantized but of a float or boolean type")
+    if not all(limits[0] <= z <= limits[1] for z in zeros):
+        raise ValueError(f"{where} has a zero point outside {limits[0]}..{limits[1]}")
+    if len(scales) > 1:
+        f_dim = r.field(q, 6)
+        axis = r.i32(f_dim) if f_dim is not None else 0
+        if not 0 <= axis < len(shape) or shape[axis] != len(scales):
+            raise ValueError(f"{where}: {len(scales)} per-channel scales along axis {axis} of shape {shape}")
+
+
+def _check_operator(r: _Reader, op: int, where: str, g_index: int, codes: list[tuple[int, int]],
+                    tensor_count: int, io_counts: list[tuple[int, int]]) -> None:
+    f_code = r.field(op, 0)
+    code_index = r.u32(f_code) if f_code else 0
+    if code_index >= len(codes):
+        raise ValueError(f"{where} uses operator code {code_index} of {len(codes)}")
+    inputs, outputs = r.ints(op, 1), r.ints(op, 2)
+    for i in inputs + outputs + r.ints(op, 8):
+        if not -1 <= i < tensor_count:
+            raise ValueError(f"{where} uses tensor {i} of {tensor_count}")
+    if -1 in outputs:
+        raise ValueError(f"{where} has an omitted output")
+    builtin = codes[code_index][0]
+    name, options_type, required = _OPERATORS[builtin]
+    f_type = r.field(op, 3)
+    found_type = r.u8(f_type) if f_type is not None else 0
+    f_options = r.field(op, 4)
+    if found_type not in ((options_type,) if required else (0, options_type)) \
+            or (found_type and f_options is None):
+        raise ValueError(f"{where} ({name}) has options of type {found_type}"
+                         f"{' but no options table' if found_type and f_options is None else ''}; "
+                         f"sentilite files give it type {options_type}")
+    for index, what in ((5, "custom options"), (7, "mutating variable inputs"), (11, "second builtin options")):
+        f = r.field(op, index)
+        if f is not None and (index != 11 or r.u8(f)):
+            raise ValueError(f"{where} ({name}) has {what}, which sentilite files never use")
+    for index in (9, 10):
+        f = r.field(op, index)
+        if f is not None and r.u64(f):
+            raise ValueError(f"{where} ({name}) has large custom options")
+    if builtin in (_WHILE, _IF, _CALL_ONCE):
+        options = r.deref(f_options)
+        for k in ((0, 1) if builtin != _CALL_ONCE else (0,)):
+            f = r.field(options, k)
+            index = r.i32(f) if f else 0
+            # Converters write the subgraphs a loop runs after the loop's own: a reference
+            # backwards could make the interpreter recurse forever.
+            if not g_index < index < len(io_counts):
+                raise ValueError(f"{where} refers to subgraph {index}")
+            if builtin == _WHILE:
+                # Both subgraphs take every loop variable; the body gives each back.
+                wanted = (len(inputs), 1 if k == 0 else len(inputs))
+                if len(outputs) != len(inputs) or io_counts[index] != wanted:
+                    raise ValueError(f"{where}: a WHILE of {len(inputs)} inputs and {len(outputs)} outputs "
+                                     f"runs subgraph {index} of {io_counts[index][0]} inputs and "
+                                     f"{io_counts[index][1]} outputs")
+
+
+def _check_signatures(r: _Reader, root: int, tensor_counts: list[int]) -> None:
+    """Signature entries name a subgraph and tensors of it (the interpreter indexes with them)."""
+    for s_index, signature in enumerate(r.tables(root, 7)):
+        f_graph = r.field(signature, 4)
+        graph = r.u32(f_graph) if f_graph is not None else 0
+        if graph >= len(tensor_counts):
+            raise ValueError(f"signature {s_index} refers to subgraph {graph} of {len(tensor_counts)}")
+        for k in (0, 1):
+            for entry in r.tables(signature, k):
+                f_tensor = r.field(entry, 1)
+                tensor = r.u32(f_tensor) if f_tensor is not None else 0
+                if tensor >= tensor_counts[graph]:
+                    raise ValueError(f"signature {s_index} refers to tensor {tensor} of {tensor_counts[graph]}")

@@ -81,12 +81,17 @@ def rows_from_lines(lines: Sequence[str], positions: Sequence[int]) -> Rows:
     return Rows(list(positions), texts, errors)
 
 
+def is_blank(line: str) -> bool:
+    """A blank line of a JSON Lines file is no row (a trailing newline, a spacer between records)."""
+    return not line or line.isspace()
+
+
 def rows_from_json_lines(lines: Sequence[str], positions: Sequence[int], text_column: str,
                          id_column: str | None) -> Rows:
     """JSON Lines: one object a line; blank lines are not rows, a broken line is a row with an error."""
     ids, texts, errors = [], [], []
     for line, position in zip(lines, positions):
-        if not line or line.isspace():
+        if is_blank(line):
             continue
         try:
             record = json.loads(line)

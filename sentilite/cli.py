@@ -20,11 +20,12 @@ def build_parser() -> argparse.ArgumentParser:
     from sentilite.bench import commands as bench_commands
     from sentilite.export import commands as export_commands
     from sentilite.runtime import commands as runtime_commands
+    from sentilite.score import commands as score_commands
     from sentilite.train import commands as train_commands
 
     parser = argparse.ArgumentParser(prog="sentilite", description="Small on-device sentiment models.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for part in (train_commands, export_commands, runtime_commands, bench_commands):
+    for part in (train_commands, export_commands, runtime_commands, bench_commands, score_commands):
         part.add_commands(sub)
     return parser
 

@@ -8,7 +8,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_quick_bench_writes_rows_for_every_file_and_keras(exported, imdb, tmp_path):
-    from sentilite.export.bench import BenchConfig, run_bench
+    from sentilite.bench.bench import BenchConfig, run_bench
 
     root = tmp_path / "artifacts"
     shutil.copytree(exported["gru"][0], root / "gru")

@@ -15,6 +15,7 @@ from sentilite.train import data as imdb_data
 from sentilite.train.data import extract_archive, load_imdb, resolve_data, train_validation_split
 
 
+@pytest.mark.integration
 def test_reads_the_real_archive(imdb):
     assert len(imdb.train) == 25000 and len(imdb.test) == 25000
     assert imdb.complete and imdb.describe() == "25,000 train and 25,000 test reviews"
@@ -187,6 +188,7 @@ def archive_server(imdb_path):
         server.server_close()
 
 
+@pytest.mark.integration
 def test_download_path_end_to_end(tmp_path, monkeypatch, archive_server):
     base_url, sha = archive_server
     monkeypatch.delenv("IMDB_DATA", raising=False)
@@ -204,6 +206,7 @@ def test_download_path_end_to_end(tmp_path, monkeypatch, archive_server):
     assert resolve_data(None, progress=False) == path
 
 
+@pytest.mark.integration
 def test_checksum_mismatch_discards_the_download(tmp_path, archive_server):
     base_url, _ = archive_server
     with pytest.raises(ChecksumError, match="sha256 mismatch: expected 0000"):

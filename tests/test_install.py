@@ -53,6 +53,16 @@ def test_runtime_alone_predicts(exported, tmp_path, extra, files):
     lines = result.stdout.splitlines()
     assert lines[-1] == "no tensorflow"
     assert len(lines) == len(files) + 1
+    # the command works for what a device needs, and says in one line what the rest would need
+    sentilite = python.parent / "sentilite"
+    info = subprocess.run([str(sentilite), "info", str(folder)], capture_output=True, text=True, timeout=120)
+    assert info.returncode == 0 and "cell gru" in info.stdout, info.stderr
+    for command in (["train", "--cell", "gru", "--out", str(tmp_path / "m")], ["export", str(folder)]):
+        refused = subprocess.run([str(sentilite), *command], capture_output=True, text=True, timeout=120)
+        assert refused.returncode == 2, refused.stderr
+        assert refused.stderr.strip().splitlines() == [
+            f"sentilite {command[0]}: error: `sentilite {command[0]}` needs tensorflow, which is not installed here "
+            f"(this looks like a runtime-only install): pip install 'sentilite[train]'"]
 
 
 def test_legacy_tflite_runtime_runs_what_it_can(exported, tmp_path):

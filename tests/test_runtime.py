@@ -125,32 +125,13 @@ from sentilite.runtime import load
 for f in {FILES!r}:
     m = load({str(folder)!r} + '/' + f)
     print(f, m.predict(['A wonderful film.', 'Dull.']))
-import sentilite.runtime.cli
+import sentilite.cli
 print('tf' if any(k.split('.')[0] in ('tensorflow', 'keras') for k in sys.modules) else 'no-tf')
 """
     result = _run_isolated(code)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().endswith("no-tf")
     assert result.stdout.count("['") == len(FILES)
-
-
-@pytest.mark.parametrize("suffix", [".tflite", ".onnx", ".npz"])
-@pytest.mark.parametrize("damage", ["empty", "truncated", "random"])
-def test_damaged_model_files_raise_our_error_without_crashing(exported, tmp_path, suffix, damage):
-    source = exported["gru"][0] / f"model.fp32{suffix}"
-    data = source.read_bytes()
-    bad = tmp_path / f"bad{suffix}"
-    bad.write_bytes({"empty": b"", "truncated": data[: len(data) // 3],
-                     "random": np.random.default_rng(0).bytes(len(data))}[damage])
-    result = _run_isolated(f"""
-from sentilite.runtime import load, ModelFileError
-try:
-    load({str(bad)!r})
-except ModelFileError as exc:
-    print('ModelFileError:', exc)
-""")
-    assert result.returncode == 0, f"crashed: rc={result.returncode} {result.stderr[-2000:]}"
-    assert f"ModelFileError: {bad}" in result.stdout
 
 
 def test_missing_file_and_folder(tmp_path):
@@ -205,7 +186,7 @@ def test_edited_tokenizer_fails_its_sha256(package_copy):
 def test_tokenizer_that_disagrees_with_the_model(package_copy):
     """A consistent package whose tokenizer pads to another length than the model reads."""
     from sentilite.runtime import Tokenizer
-    from sentilite.runtime._io import sha256_bytes
+    from sentilite.shared.files import sha256_bytes
 
     tok = Tokenizer.from_file(package_copy / "tokenizer.json")
     import dataclasses
@@ -214,15 +195,22 @@ def test_tokenizer_that_disagrees_with_the_model(package_copy):
     other.save(package_copy / "tokenizer.json")
     sha = sha256_bytes((package_copy / "tokenizer.json").read_bytes())
     _edit_manifest(package_copy, lambda m: m["tokenizer"].update(sha256=sha))
-    with pytest.raises(ModelFileError, match="embedded tokenizer differs|reads 100 ids per text"):
+    with pytest.raises(ModelFileError, match="embedded tokenizer differs"):
         load(package_copy, format="tflite", precision="fp32")
-    with pytest.raises(ModelFileError, match="embedded tokenizer differs|reads 100 ids per text"):
+    with pytest.raises(ModelFileError, match="embedded tokenizer differs"):
         load(package_copy, format="numpy")
+    # the same file alone with a tokenizer of another length: the declared input says so at load time
+    from sentilite.runtime.model import _check_consistent
+    from sentilite.runtime.backends import create_backend
+
+    backend = create_backend("numpy", (package_copy / "model.fp32.npz").read_bytes(), "model.fp32.npz")
+    with pytest.raises(ModelFileError, match="reads 200 ids per text but the tokenizer pads to 207"):
+        _check_consistent(backend, other, "model.fp32.npz")
 
 
 def test_cli_predict_arguments_and_stdin(exported):
     folder = exported["lstm"][0]
-    cli = [sys.executable, "-m", "sentilite.runtime.cli", "predict", "--model", str(folder)]
+    cli = [sys.executable, "-m", "sentilite.cli", "predict", "--model", str(folder)]
     out = subprocess.run(cli + ["A wonderful film.", "Dull."], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     rows = [json.loads(line) for line in out.stdout.splitlines()]
@@ -236,13 +224,13 @@ def test_cli_predict_arguments_and_stdin(exported):
 
 def test_cli_info_and_clean_errors(exported, tmp_path):
     folder = exported["gru"][0]
-    out = subprocess.run([sys.executable, "-m", "sentilite.runtime.cli", "info", str(folder)], capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "sentilite.cli", "info", str(folder)], capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert "cell gru" in out.stdout and "model.int8.tflite" in out.stdout and "length 100" in out.stdout
-    one = subprocess.run([sys.executable, "-m", "sentilite.runtime.cli", "info", str(folder / "model.int8.tflite")],
+    assert "cell gru" in out.stdout and "model.int8.tflite" in out.stdout and "length 200" in out.stdout
+    one = subprocess.run([sys.executable, "-m", "sentilite.cli", "info", str(folder / "model.int8.tflite")],
                          capture_output=True, text=True, timeout=120)
     assert one.returncode == 0 and "int8" in one.stdout
-    bad = subprocess.run([sys.executable, "-m", "sentilite.runtime.cli", "predict", "--model",
+    bad = subprocess.run([sys.executable, "-m", "sentilite.cli", "predict", "--model",
                           str(tmp_path / "none.onnx"), "x"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "no such model file" in bad.stderr and "Traceback" not in bad.stderr

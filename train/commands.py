@@ -44,6 +44,12 @@ def add_commands(sub) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run_evaluate)
 
+    p = sub.add_parser("baseline", help="train the TF-IDF uni+bigram logistic regression every cell is measured "
+                                        "against, and write its test numbers")
+    p.add_argument("--out", required=True, help="folder for metrics.json, e.g. artifacts/baseline")
+    _add_data_options(p)
+    p.set_defaults(func=run_baseline)
+
     p = sub.add_parser("results", help="table of the trained models under a folder (test accuracy, size)")
     p.add_argument("folder", help="folder holding one model folder per cell, e.g. artifacts")
     p.add_argument("--write", help="also write the table to this markdown file")
@@ -116,4 +122,17 @@ def run_evaluate(args) -> int:
     result = evaluate_model(load(args.model, format=args.format, precision=args.precision), test, tuple(args.words))
     result["data"] = data.describe()
     print(json.dumps(result, indent=2) if args.json else format_evaluation(args.model, result))
+    return 0
+
+
+def run_baseline(args) -> int:
+    require("baseline", "train", "sklearn")
+    from .baseline import train_baseline
+    from .data import load_imdb
+    from .evaluate import format_evaluation
+
+    data = load_imdb(args.data, allow_incomplete=args.allow_incomplete)
+    metrics = train_baseline(data, args.out)
+    print(format_evaluation(metrics["name"], {"accuracy": metrics["test_accuracy"], "n": metrics["test_reviews"],
+                                              "short_text": metrics["short_text"]}))
     return 0

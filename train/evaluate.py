@@ -48,3 +48,26 @@ def format_evaluation(name: str, result: dict) -> str:
     short = result["short_text"]
     parts = ", ".join(f"last {k} words {a:.4f}" for k, a in zip(short["words"], short["accuracy"]))
     return f"{name}: test accuracy {result['accuracy']:.4f} on {result['n']:,} reviews; {parts}"
+
+
+# Hand-written negations: where word order matters most and a bag of n-grams is weakest.
+# (text, label: 1 = positive). Small and written by us, so it shows a direction, not a rate.
+NEGATION_PROBES = (
+    ("not bad at all", 1), ("not bad", 1), ("I was not disappointed.", 1), ("It is not a bad movie.", 1),
+    ("Never boring, not for a second.", 1), ("I didn't expect to like it, but I loved it.", 1),
+    ("Nothing bad to say about it.", 1), ("It wasn't terrible; it was great.", 1), ("I have no complaints.", 1),
+    ("Not a single dull moment.", 1), ("I wouldn't change a thing.", 1), ("Far from boring.", 1),
+    ("You won't regret watching it.", 1), ("Not as bad as the critics said; I liked it.", 1),
+    ("I can't think of a better film this year.", 1),
+    ("not good", 0), ("not good at all", 0), ("I did not like this movie.", 0), ("It wasn't funny.", 0),
+    ("Not worth watching.", 0), ("I would not recommend it.", 0), ("Not my cup of tea.", 0),
+    ("The acting was not convincing.", 0), ("It never gets interesting.", 0),
+    ("Not even the actors could save it.", 0), ("I can't recommend it.", 0), ("No redeeming qualities.", 0),
+    ("It is not a good film.", 0), ("Don't waste your time.", 0), ("I didn't enjoy a minute of it.", 0),
+)
+
+
+def negation_accuracy(predict_positive: Callable[[list[str]], np.ndarray]) -> float:
+    texts = [t for t, _ in NEGATION_PROBES]
+    labels = np.array([y for _, y in NEGATION_PROBES])
+    return accuracy(predict_positive(texts), labels)

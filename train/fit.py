@@ -28,7 +28,7 @@ from sentilite.shared.files import atomic_write_json, make_staging_dir
 
 from .config import RunConfig
 from .data import ImdbData, Reviews, load_imdb, movie_disjoint_split, subset, train_validation_split
-from .evaluate import SHORT_TEXT_WORDS, accuracy, short_texts
+from .evaluate import SHORT_TEXT_WORDS, accuracy, negation_accuracy, short_texts
 from .vocab import build_tokenizer
 
 MODEL_FILE = "model.keras"
@@ -168,6 +168,7 @@ def train_model(
     test_positive = predict(test_texts)
     test_acc = accuracy(test_positive, test_labels)
     short = {k: accuracy(predict(short_texts(test_texts, k)), test_labels) for k in SHORT_TEXT_WORDS}
+    negation = negation_accuracy(predict)
     # Held out from everything fitted on it: the cell, or the blend of the cell with the n-gram
     # branch fitted without the validation reviews (the kept branch has seen them).
     n_val = len(splits.y_val)
@@ -186,6 +187,7 @@ def train_model(
         "data": data.describe(),
         "short_text": {"words": list(SHORT_TEXT_WORDS), "n": int(len(test_labels)),
                        "accuracy": [round(short[k], 6) for k in SHORT_TEXT_WORDS]},
+        "negation_probes": round(negation, 6),
         "validation_accuracy": round(val_acc, 6),
         "validation_reviews": int(len(splits.y_val)),
         "validation_split": config.training.validation_split,
@@ -271,7 +273,8 @@ def ablation(splits: EncodedSplits, data: ImdbData, ngram: dict, cell_model, ste
     for name, predict in (("ngrams_only", ngram_positive), ("cell_only", cell_positive)):
         out[name] = {"test_accuracy": round(accuracy(predict(data.test.texts), splits.y_test), 6),
                      "short_text": [round(accuracy(predict(short_texts(data.test.texts, k)), splits.y_test), 6)
-                                    for k in SHORT_TEXT_WORDS]}
+                                    for k in SHORT_TEXT_WORDS],
+                     "negation_probes": round(negation_accuracy(predict), 6)}
     return out
 
 

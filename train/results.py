@@ -25,8 +25,12 @@ def results_table(folder: str) -> str:
     """One row per trained model folder: its size, test accuracy, short texts and each branch alone."""
     root = Path(folder)
     rows = []
+    baseline = None
     for metrics_file in sorted(root.glob("*/metrics.json")):
         m = _read(metrics_file)
+        if m.get("name") == "tfidf-logreg":  # the reference model (train.baseline): its own row, last
+            baseline = m
+            continue
         cfg = _read(metrics_file.parent / "config.json")
         try:
             tok, model = cfg["tokenizer"], cfg["model"]
@@ -50,6 +54,11 @@ def results_table(folder: str) -> str:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelFileError(f"{metrics_file.parent}: metrics.json or config.json lacks {exc}") from None
+    if baseline is not None:
+        rows.append(f"| reference | - | {baseline['model']}; {baseline['features']:,} features | "
+                    f"{baseline['features']:,} | {baseline['test_accuracy']:.4f} | "
+                    f"{_short(baseline['short_text']['accuracy'])} | - | - | - | - | {baseline['train_seconds']:.0f} | "
+                    f"`sentilite baseline --out {root / 'baseline'}` |")
     if not rows:
         raise ModelFileError(f"{root}: no trained model folders (*/metrics.json) found")
     header = (
