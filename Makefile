@@ -4,15 +4,18 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-EXTRAS ?= train,tflite,onnx,dev
+EXTRAS ?= train,tflite,onnx,dev,score,spark
 ARTIFACTS ?= artifacts
 CELLS  ?= rnn lstm gru
 PRESET ?= default
 SEEDS  ?= 1 2 3
+# MediaPipe's TextClassifier and tflite-support's NLClassifier, in a venv of their own (never in $(VENV)).
+MEDIAPIPE_VENV  ?= .venv-mediapipe
+MEDIAPIPE_STAMP := $(MEDIAPIPE_VENV)/.sentilite-client.json
 # Data: IMDB_DATA (a folder or .tar.gz) if set, else the cache, downloading once.
 export IMDB_DATA
 
-.PHONY: help install train baseline export sweep test test-unit bench clean distclean
+.PHONY: help install mediapipe-client train baseline export sweep test test-unit bench clean distclean
 .SECONDARY:
 
 help: ## list the targets
@@ -25,6 +28,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --upgrade pip
 	$(BIN)/pip install -e '.[$(EXTRAS)]'
 	touch $(STAMP)
+
+mediapipe-client: $(MEDIAPIPE_STAMP) ## the MediaPipe and NLClassifier clients in $(MEDIAPIPE_VENV), for model.mediapipe.tflite
+
+# NLClassifier needs the system library libusb-1.0; without it (or without root) its checks are skipped.
+$(MEDIAPIPE_STAMP): export/mediapipe_client.py
+	@ldconfig -p 2>/dev/null | grep -q libusb-1.0 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  { apt-get install -y -q libusb-1.0-0 || { apt-get update -q && apt-get install -y -q libusb-1.0-0; }; }; } || \
+	  echo "libusb-1.0 not installed: NLClassifier checks will be skipped"
+	$(PYTHON) export/mediapipe_client.py setup $(MEDIAPIPE_VENV) --quiet
+	@touch $@
 
 MODELS    := $(foreach c,$(CELLS),$(ARTIFACTS)/$(c)/model.keras)
 MANIFESTS := $(foreach c,$(CELLS),$(ARTIFACTS)/$(c)/manifest.json)
@@ -40,8 +53,8 @@ export: $(ARTIFACTS)/report.md ## main job: data, training, every export, parity
 $(ARTIFACTS)/%/model.keras: | $(STAMP)
 	$(BIN)/sentilite train --cell $* --preset $(PRESET) --out $(ARTIFACTS)/$*
 
-$(ARTIFACTS)/%/manifest.json: $(ARTIFACTS)/%/model.keras
-	$(BIN)/sentilite export $(ARTIFACTS)/$*
+$(ARTIFACTS)/%/manifest.json: $(ARTIFACTS)/%/model.keras | $(MEDIAPIPE_STAMP)
+	SENTILITE_MEDIAPIPE_VENV=$(abspath $(MEDIAPIPE_VENV)) $(BIN)/sentilite export $(ARTIFACTS)/$*
 
 $(ARTIFACTS)/baseline/metrics.json: | $(STAMP)
 	$(BIN)/sentilite baseline --out $(ARTIFACTS)/baseline
@@ -59,8 +72,11 @@ $(ARTIFACTS)/sweep/%/sweep.json: | $(STAMP)
 bench: $(ARTIFACTS)/report.md ## benchmark every exported file against Keras: artifacts/bench.{json,md,png}
 	$(BIN)/sentilite bench $(ARTIFACTS)
 
-test: $(STAMP) ## run the test suite (unit + IMDB-subset integration tests)
-	$(BIN)/python -m pytest -q
+bench-score: $(ARTIFACTS)/gru/manifest.json ## rows/s of `sentilite score` (1 process, all cores, Spark local[2]): artifacts/bench_score.{json,md}
+	$(BIN)/sentilite bench-score --model $(ARTIFACTS)/gru --out $(ARTIFACTS)
+
+test: $(STAMP) $(MEDIAPIPE_STAMP) ## run the test suite (unit + IMDB-subset integration tests)
+	SENTILITE_MEDIAPIPE_VENV=$(abspath $(MEDIAPIPE_VENV)) $(BIN)/python -m pytest -q
 
 test-unit: $(STAMP) ## only the fast unit tests (no IMDB data, no training)
 	$(BIN)/python -m pytest -q -m "not integration"
@@ -68,5 +84,5 @@ test-unit: $(STAMP) ## only the fast unit tests (no IMDB data, no training)
 clean: ## remove artifacts
 	rm -rf $(ARTIFACTS)
 
-distclean: clean ## remove artifacts and the virtual environment
-	rm -rf $(VENV)
+distclean: clean ## remove artifacts and the virtual environments
+	rm -rf $(VENV) $(MEDIAPIPE_VENV)

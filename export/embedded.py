@@ -15,6 +15,7 @@ import zlib
 from sentilite.runtime.architecture import ModelConfig
 from sentilite.runtime.embedded import METADATA_VERSION, key
 from sentilite.shared.files import sha256_bytes
+from sentilite.shared.seal import SEAL_KEY, SEAL_PLACEHOLDER
 
 
 def embedded_metadata(tokenizer_json: bytes, model: ModelConfig, precision: str, fmt: str, labels, maxlen: int,
@@ -36,4 +37,6 @@ def embedded_metadata(tokenizer_json: bytes, model: ModelConfig, precision: str,
         key("input"): json.dumps({"maxlen": maxlen, "vocab_size": vocab_size, "variable_length": True}),
         key("tokenizer.sha256"): sha256_bytes(tokenizer_json),
         key("tokenizer.zlib_base64"): base64.b64encode(zlib.compress(tokenizer_json, 9)).decode("ascii"),
+        # filled in by shared.seal.seal once the file's bytes are final (ONNX and TFLite files)
+        SEAL_KEY: SEAL_PLACEHOLDER,
     }

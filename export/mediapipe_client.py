@@ -66,7 +66,8 @@ def setup(folder: Path, quiet: bool = False) -> dict:
     task_library = subprocess.run(pip + [TASK_LIBRARY_REQUIREMENT]).returncode == 0
     importable = task_library and subprocess.run(
         [python, "-c", "from tflite_support.task import text"], capture_output=True).returncode == 0
-    stamp = {"requirements": list(CLIENT_REQUIREMENTS), "engines": ["mediapipe"] + (["nlclassifier"] if importable else []),
+    stamp = {"requirements": list(CLIENT_REQUIREMENTS),
+             "engines": ["mediapipe"] + (["nlclassifier"] if importable else []),
              "setup_seconds": round(time.time() - started, 1)}
     if task_library and not importable:
         stamp["nlclassifier_missing"] = ("tflite-support does not import" + (
@@ -96,23 +97,27 @@ def _nlclassifier(model: str):
 
 
 def classify(models: list[str], texts: list[str], engines: list[str]) -> dict:
-    """{engine: {model: [P(positive) per text]}}, with texts per second per engine."""
-    out, speed = {}, {}
+    """{engine: {model: [P(positive) per text]}}, the category names seen, the largest |sum of scores - 1|,
+    and texts per second per engine."""
+    out, speed, names, sum_error = {}, {}, {}, {}
     for engine in engines:
         make = _mediapipe_classifier if engine == "mediapipe" else _nlclassifier
-        out[engine] = {}
+        out[engine], seen, worst = {}, set(), 0.0
         started = time.perf_counter()
         for model in models:
             closable, run = make(model)
             scores = []
             for text in texts:
-                categories = run(text)
-                scores.append(next(c.score for c in categories if c.category_name == POSITIVE))
+                categories = {c.category_name: c.score for c in run(text)}
+                seen.update(categories)
+                worst = max(worst, abs(sum(categories.values()) - 1.0))
+                scores.append(categories[POSITIVE])
             out[engine][model] = scores
             if closable is not None:
                 closable.close()
         speed[engine] = round(len(models) * len(texts) / max(time.perf_counter() - started, 1e-9), 1)
-    return {"positive": out, "texts_per_second": speed}
+        names[engine], sum_error[engine] = sorted(seen), worst
+    return {"positive": out, "categories": names, "max_sum_error": sum_error, "texts_per_second": speed}
 
 
 def describe(model: str) -> dict:

@@ -1,19 +1,32 @@
-"""model.int8.onnx: static int8, where every matrix product runs on int8 weights with calibrated activation scales.
+"""model.int8.onnx: static int8, where every matrix product runs on 8-bit weights and activations.
 
-onnxruntime has no quantized GRU/LSTM/RNN kernel, and its quantizer leaves
-those nodes in float, so quantizing the fp32 graph (native recurrent node)
-could only quantize its Gathers. This file writes the recurrence as a
-``Scan`` over the window's time steps instead, whose body is a plain MatMul
-and float gate arithmetic, and puts every MatMul in QDQ form: int8 weights
-behind a DequantizeLinear, the activation it reads and the product it
-writes each behind a QuantizeLinear -> DequantizeLinear pair with a scale
-calibrated on training reviews. That is the form integer-only accelerators
-(NPU execution providers) take; onnxruntime's CPU provider fuses each group,
-the one inside the Scan body included, into a QLinearMatMul.
+onnxruntime has no quantized GRU/LSTM/RNN kernel and its quantizer leaves
+those nodes float, so quantizing the fp32 graph (native recurrent node)
+reaches only its Gathers: that is the dynamic-int8 file. This one writes the
+recurrence as a ``Scan`` over the window's time steps, whose body is one
+MatMul plus float gate arithmetic, and puts every MatMul in QDQ form:
 
-    ids -> window -> Transpose -> Gather(int8 embedding) -> DQ -> QDQ MatMul(kernel) -> + bias
+- weights int8, symmetric, one scale per output column, behind a DequantizeLinear;
+- the activation a MatMul reads and the product it writes, each behind a
+  QuantizeLinear -> DequantizeLinear pair (uint8, asymmetric) whose range was
+  calibrated on training reviews (``calibrate``);
+- the embedding table stored as uint8 rows: they are the input projection's
+  activation, read by a Gather;
+- the n-gram table int8, read by a Gather; its sum and the gates stay float.
+
+This is the form integer-only accelerators (NPU execution providers) take.
+onnxruntime's CPU provider fuses each group, the one in the Scan body too,
+into a QLinearMatMul (tests/test_onnx_int8.py checks its optimized graph).
+The quantized product matters there as well: a MatMul whose output is not
+quantized is first fused with the following Add into a float Gemm
+(onnxruntime 1.32), and the QDQ group is lost.
+
+    ids -> window -> Transpose -> Gather(uint8 embedding) -> QDQ MatMul(kernel) -> + bias
         -> Scan[ QDQ MatMul(h, recurrent kernel) -> gates in float ] from the pad state
-        -> QDQ MatMul(dense kernel) -> + bias  +  n-gram branch (Gather on int8 table) -> Sigmoid
+        -> QDQ MatMul(dense kernel) -> + bias  +  n-gram branch (Gather of int8 rows) -> Sigmoid
+
+The price on a CPU: a step of the Scan is 5 (rnn) to 15 (gru) small kernels where the fp32
+file runs one fused GRU/LSTM node, so a review takes several times longer.
 
 Built in small steps, each with a unit test on a tiny graph (tests/test_onnx_int8.py):
 
@@ -21,10 +34,10 @@ Built in small steps, each with a unit test on a tiny graph (tests/test_onnx_int
 2. ``calibrate``: the range of every quantized activation, from the numpy
    reference run on the calibration rows cut as the runtime cuts them
    (the input product's over the whole vocabulary).
-3. ``quantize_weights``: float initializer -> int8 initializer + DequantizeLinear.
+3. ``quantize_weights``: float initializer -> 8-bit initializer + DequantizeLinear.
 4. ``insert_qdq``: a QuantizeLinear -> DequantizeLinear pair on an activation.
 5. ``gather_int8_rows``: DequantizeLinear(table) -> Gather becomes
-   Gather(int8 table) -> DequantizeLinear, so a run dequantizes only the rows it reads.
+   Gather(8-bit table) -> DequantizeLinear, so a run dequantizes only the rows it reads.
 6. ``check_matmuls_quantized``: refuses a graph with a float MatMul left.
 """
 from __future__ import annotations
@@ -43,8 +56,9 @@ from .to_onnx import INPUT_NAME, IR_VERSION, NGRAM_TABLE, OPSET, OUTPUT_NAME, ng
 
 SCAN_NODE = "recurrence"
 EMBEDDING_GATHER = "embedding_gather"  # the same node name as in the other ONNX files
-# The activations that are quantized: (graph, tensor name). "body" is the Scan's step graph.
+# The quantized activations: the state read and the product written in the Scan body...
 H_PREV, RECURRENT_PRODUCT = "h_prev", "recurrent_product"
+# ...and in the main graph (the embedding rows need none: they are stored 8-bit).
 INPUT_PRODUCT, H_LAST, DENSE_PRODUCT = "input_product", "h_last", "dense_product"
 _INT64_MAX = np.iinfo(np.int64).max
 
@@ -198,6 +212,8 @@ def build_scan_graph(ctx, name: str = "sentilite") -> onnx.ModelProto:
 # -- 2. calibration -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Range:
+    """The smallest and largest value an activation took."""
+
     low: float
     high: float
 
@@ -223,7 +239,6 @@ def calibrate(ctx) -> dict[str, Range]:
     embedding = weights.get("embedding")
     recurrence = Recurrence(cell, weights["kernel"], weights["recurrent_kernel"], weights["bias"], embedding)
     pad_states = recurrence.pad_states(steps)
-    input_bias, _ = keras_recurrent_bias(cell, weights["bias"])
     kernel, rk, dense = (weights[k].astype(np.float32) for k in ("kernel", "recurrent_kernel", "dense_kernel"))
     zero = Range(0.0, 0.0)  # every range holds 0, so padding and the zero state stay exact
     seen = {name: zero for name in (INPUT_PRODUCT, H_PREV, RECURRENT_PRODUCT, H_LAST, DENSE_PRODUCT)}
@@ -231,10 +246,9 @@ def calibrate(ctx) -> dict[str, Range]:
     for width in np.unique(widths):
         rows = ids[widths == width, ids.shape[1] - width:]
         window = rows[:, max(0, width - steps):]
-        product = kernel[window] if embedding is None else embedding[window] @ kernel
         pad = min(steps - window.shape[1], len(pad_states[0]) - 1)
         state = tuple(np.repeat(s[pad: pad + 1], len(rows), axis=0) for s in pad_states)
-        x = product + input_bias
+        x = recurrence.table[window]  # input product + bias
         for t in range(window.shape[1]):
             seen[H_PREV] = seen[H_PREV].widen(state[0])
             seen[RECURRENT_PRODUCT] = seen[RECURRENT_PRODUCT].widen(state[0] @ rk)
@@ -369,7 +383,7 @@ def insert_qdq(graph: onnx.GraphProto, tensor: str, params: QParams, into: tuple
 
 
 def gather_int8_rows(graph: onnx.GraphProto) -> onnx.GraphProto:
-    """DequantizeLinear(int8 table, per-tensor) -> Gather  becomes  Gather(int8 table) -> DequantizeLinear.
+    """DequantizeLinear(8-bit table, per-tensor) -> Gather  becomes  Gather(8-bit table) -> DequantizeLinear.
 
     Gather only picks rows and a per-tensor scale is the same for every row,
     so the result is bit-exact; a run dequantizes the rows it reads, not the
@@ -421,6 +435,7 @@ def check_matmuls_quantized(model: onnx.ModelProto) -> None:
 
 # -- the whole int8 graph -----------------------------------------------------------------------------
 def scan_body(model: onnx.ModelProto) -> onnx.GraphProto:
+    """The step graph of the recurrence's Scan (a live reference: edits change the model)."""
     scans = [n for n in model.graph.node if n.op_type == "Scan" and n.name == SCAN_NODE]
     if len(scans) != 1:
         raise ConversionError(f"expected one Scan node {SCAN_NODE!r}, found {len(scans)}")
@@ -428,7 +443,11 @@ def scan_body(model: onnx.ModelProto) -> onnx.GraphProto:
 
 
 def build_int8(ctx, name: str = "sentilite", ranges: dict[str, Range] | None = None) -> onnx.ModelProto:
-    """The float Scan graph, every MatMul in QDQ form, the tables gathered as int8 rows."""
+    """The float Scan graph with every MatMul in QDQ form and the tables gathered as 8-bit rows.
+
+    ``ranges`` replaces calibration (tests, experiments); raises ConversionError
+    if the graph is not what the steps expect or a float MatMul is left.
+    """
     ranges = calibrate(ctx) if ranges is None else ranges
     model = build_scan_graph(ctx, name)
     matmul = ("MatMul",)

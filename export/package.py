@@ -90,6 +90,7 @@ class EvaluationSet:
     ids: np.ndarray
     labels: np.ndarray
     keras: np.ndarray
+    texts: tuple[str, ...] = ()  # for files whose client tokenizes the text itself
 
 
 def read_model_folder(model_dir: Path) -> tuple[RunConfig, bytes, Tokenizer]:
@@ -128,7 +129,7 @@ def export_package(model_dir: str | os.PathLike, data: ImdbData | str | os.PathL
 
     def evaluation_set(name, texts, labels):
         ids = tokenizer.encode_batch(texts)
-        return EvaluationSet(name, ids, np.asarray(labels), keras_positive(ids))
+        return EvaluationSet(name, ids, np.asarray(labels), keras_positive(ids), tuple(texts))
 
     validation_set = evaluation_set("validation", val_texts, val_labels)
     test_set = evaluation_set("test", test.texts, test.labels)
@@ -142,7 +143,7 @@ def export_package(model_dir: str | os.PathLike, data: ImdbData | str | os.PathL
         weights=weights, model=run_config.model, maxlen=tokenizer.config.maxlen,
         vocab_size=tokenizer.config.vocab_size, name=run_config.name,
         calibration_ids=tokenizer.encode_batch(fit_part.texts[: config.calibration_reviews]),
-        tokenizer_json=tokenizer_bytes, labels=LABELS)
+        tokenizer_json=tokenizer_bytes, labels=LABELS, training_texts=tuple(fit_part.texts))
     jobs = config.jobs()
     staging = make_staging_dir(model_dir / ".export")
     artifacts = []
@@ -157,8 +158,12 @@ def export_package(model_dir: str | os.PathLike, data: ImdbData | str | os.PathL
             artifact = {"file": name, "format": exporter.format, "precision": precision}
             if exporter.client:
                 artifact["client"] = exporter.client
-            artifact.update(validate_artifact(path, str(model_dir / name), exporter.format, precision, metadata,
-                                              validation, validation_set, test_set, short_sets, keras_accuracy))
+            if exporter.validate is not None:  # a client's file: the runtime cannot load it
+                artifact.update(exporter.validate(path, str(model_dir / name), validation, validation_set, test_set,
+                                                  short_sets, keras_accuracy))
+            else:
+                artifact.update(validate_artifact(path, str(model_dir / name), exporter.format, precision, metadata,
+                                                  validation, validation_set, test_set, short_sets, keras_accuracy))
             artifact.update(exporter.describe(path))
             artifacts.append(artifact)
             ev = artifact["eval"]

@@ -5,10 +5,10 @@ tf2onnx's ``from_keras`` does not read Keras 3 models
 (onnx/tensorflow-onnx#2329, #2348). Its ``from_function`` does: it traces
 ``model(ids)`` through TensorFlow, custom layers (``LastSteps``,
 ``NgramLogit``) included, and converts the traced ops. That file is never
-shipped (its recurrence is a ``Loop`` of small ops, several times slower
-than the native cell), but it is an independent conversion of the same
-model, so a parity test (tests/test_reference.py) holds the hand-built
-graph to it on real reviews.
+shipped (for SimpleRNN and GRU its recurrence is a ``Loop`` of small ops,
+several times slower than the native cell), but it is an independent
+conversion of the same model, so a parity test (tests/test_reference.py)
+holds the hand-built graph to it on real reviews.
 """
 from __future__ import annotations
 

@@ -29,6 +29,8 @@ class ExportContext:
     calibration_ids: np.ndarray  # padded rows of training reviews (never test reviews)
     tokenizer_json: bytes
     labels: tuple[str, str]
+    # Training reviews as text (never test reviews): the MediaPipe file picks its vocabulary lines from them.
+    training_texts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,9 @@ class Exporter:
     describe: Callable[[Path], dict]
     # A file made for another client (e.g. MediaPipe's TextClassifier) rather than the sentilite runtime.
     client: str | None = None
+    # Replaces validate_artifact for a file the runtime cannot load (a client's): same arguments but the
+    # format, precision and metadata; returns the manifest fields (bytes, sha256, validation, eval, ...).
+    validate: Callable[..., dict] | None = None
     key: str = ""
 
     def file_name(self, precision: str) -> str:
@@ -84,6 +89,24 @@ def _numpy_describe(path: Path) -> dict:
     return describe_numpy(path)
 
 
+def _mediapipe_write(ctx: ExportContext, precision: str, path: Path, metadata: dict) -> None:
+    from .to_mediapipe import export_mediapipe
+
+    export_mediapipe(ctx, precision, path, metadata=metadata)
+
+
+def _mediapipe_describe(path: Path) -> dict:
+    from .to_mediapipe import describe_mediapipe
+
+    return describe_mediapipe(path)
+
+
+def _mediapipe_validate(*args) -> dict:
+    from .to_mediapipe import validate_mediapipe
+
+    return validate_mediapipe(*args)
+
+
 EXPORTERS: dict[str, Exporter] = {}
 
 
@@ -99,6 +122,8 @@ def register(exporter: Exporter) -> Exporter:
 register(Exporter("tflite", "tflite", PRECISIONS, _tflite_write, _tflite_describe))
 register(Exporter("onnx", "onnx", PRECISIONS, _onnx_write, _onnx_describe))
 register(Exporter("numpy", "npz", ("fp32",), _numpy_write, _numpy_describe))
+register(Exporter("tflite", "tflite", ("int8",), _mediapipe_write, _mediapipe_describe, client="mediapipe",
+                  validate=_mediapipe_validate))
 
 FORMATS = tuple(EXPORTERS)
 

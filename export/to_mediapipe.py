@@ -1,4 +1,4 @@
-"""model.mediapipe.tflite: a file that MediaPipe's TextClassifier and the TFLite Task Library's NLClassifier run unmodified.
+"""model.mediapipe.tflite: a file MediaPipe's TextClassifier and the TFLite Task Library's NLClassifier run as it is.
 
 Those clients tokenize the text themselves, from TFLite Support metadata in
 the file (a RegexTokenizer, a ``token id`` vocabulary, a label file), and
@@ -40,9 +40,7 @@ import json
 import logging
 import os
 import re
-import struct
 import subprocess
-import sys
 import tempfile
 import time
 import zipfile
@@ -61,7 +59,6 @@ from .errors import ConversionError, ExportValidationError
 
 log = logging.getLogger("sentilite.export")
 
-CLIENT = "mediapipe"
 # The issue's limit for an 8-bit file that ships inside an app.
 MAX_FILE_BYTES = 1 << 20
 VOCAB_FILE, LABEL_FILE = "vocab.txt", "labels.txt"
@@ -69,9 +66,10 @@ VOCAB_FILE, LABEL_FILE = "vocab.txt", "labels.txt"
 # tflite-support's writer computes for this content).
 MIN_PARSER_VERSION = "1.2.1"
 METADATA_NAME = "TFLITE_METADATA"
-# Texts longer than this many tokens are cut by the client at the end; the model keeps the
-# last maxlen of what it is given, so twice maxlen covers all but 3 in 25,000 IMDB test reviews.
-LENGTH_PER_MAXLEN = 2
+# The client keeps the first L tokens of a text (and pads to L); the graph then reads the last
+# maxlen of them, as the sentilite tokenizer does. L costs the graph nothing but a longer count,
+# so it is set far above any review: the longest of IMDB's 50,000 has 2,470 words.
+MIN_MOBILE_LENGTH = 8192
 # Bytes kept free under MAX_FILE_BYTES for flatbuffer alignment and the zip's own records.
 SIZE_MARGIN = 1024
 # Constants with at least this many elements are stored as int8; biases and small vectors stay float.
@@ -94,13 +92,13 @@ _HTML_BREAK = re.compile(r"<\s*br\s*/?\s*>", re.IGNORECASE)
 
 
 def client_tokens(text: str) -> list[str]:
-    """The tokens MediaPipe's RegexTokenizer makes of ``text`` with DELIMITER_PATTERN (checked against it in the tests)."""
+    """The tokens MediaPipe's RegexTokenizer makes of ``text`` with DELIMITER_PATTERN (the tests hold them equal)."""
     return _CLIENT_WORD.findall(_HTML_BREAK.sub(" ", text))
 
 
 def mobile_length(maxlen: int) -> int:
     """L of the client's int32 [1, L] row."""
-    return LENGTH_PER_MAXLEN * maxlen
+    return max(MIN_MOBILE_LENGTH, maxlen)
 
 
 # -- vocabulary ------------------------------------------------------------------------
@@ -122,9 +120,6 @@ class MobileVocabulary:
     def file_bytes(self) -> bytes:
         return "".join(f"{token} {i}\n" for token, i in self.lines).encode("utf-8")
 
-    def lookup(self) -> dict[str, int]:
-        return dict(self.lines)
-
     def to_dict(self) -> dict:
         return {"lines": len(self.lines), "kept_ids": self.kept_ids, "of_ids": self.vocab_size,
                 "training_token_coverage": round(self.coverage, 6)}
@@ -137,7 +132,8 @@ def _line_bytes(token: str, i: int) -> int:
     return len(token.encode("utf-8")) + len(str(i)) + 2
 
 
-def build_vocabulary(tokenizer: Tokenizer, training_texts: Sequence[str], budget: int, row_bytes: int) -> MobileVocabulary:
+def build_vocabulary(tokenizer: Tokenizer, training_texts: Sequence[str], budget: int,
+                     row_bytes: int) -> MobileVocabulary:
     """The vocabulary lines and kept ids that reach the most training words within ``budget`` bytes.
 
     Candidates are every surface form a training review shows for a
@@ -340,8 +336,8 @@ def quantize_weights(model_bytes: bytes) -> bytes:
     dequantized (one scale per column, or one for a vector); any other matrix
     is dequantized once, as a constant, before the operators that read it
     (one scale per output channel: FULLY_CONNECTED weights are [out, in]).
-    Tensor names (the converter's long scope paths, ~40% of an unrolled
-    graph) are dropped except the input's and output's, and the empty
+    Tensor names (the converter's long scope paths, a third of an unrolled
+    graph) are dropped but for the input ("ids") and output ("probabilities"); the empty
     buffers the converter gives each activation are merged into buffer 0.
     """
     from tensorflow.lite.python import schema_py_generated as schema
@@ -429,11 +425,11 @@ def quantize_weights(model_bytes: bytes) -> bytes:
 
 
 def _drop_names_and_empty_buffers(model, graph) -> None:
-    keep = set(graph.inputs) | set(graph.outputs)
+    names = {graph.inputs[0]: b"ids", graph.outputs[0]: b"probabilities"}
     for index, tensor in enumerate(graph.tensors):
-        if index not in keep:
-            tensor.name = None
-        if tensor.quantization is not None and not len(tensor.quantization.scale if tensor.quantization.scale is not None else []):
+        tensor.name = names.get(index)
+        params = tensor.quantization
+        if params is not None and (params.scale is None or len(params.scale) == 0):
             tensor.quantization = None  # an empty table the converter writes for every float tensor
         if tensor.shapeSignature is not None and list(tensor.shapeSignature) == list(tensor.shape):
             tensor.shapeSignature = None
@@ -458,7 +454,7 @@ _REGEX_TOKENIZER_OPTIONS = 6  # ProcessUnitOptions
 
 def metadata_flatbuffer(*, name: str, description: str, version: str, input_name: str, output_name: str,
                         delimiter: str, labels_description: str) -> bytes:
-    """A ModelMetadata ("M001") for a text classifier: RegexTokenizer with vocab.txt on the input, labels.txt on the output.
+    """A ModelMetadata ("M001") for a text classifier: a RegexTokenizer and vocab.txt in, labels.txt out.
 
     Written with the flatbuffers package from the published schema, so the
     export does not need tflite-support (whose writer pins protobuf 3.20.3) or
@@ -585,7 +581,7 @@ def build_file(ctx, *, max_bytes: int = MAX_FILE_BYTES) -> tuple[bytes, MobileVo
     # the description grows by at most ~120 characters once the vocabulary is known
     fixed = len(whole) - vocab_size * row_bytes + len(metadata_for(None)) + 160 + _zip_bytes(
         {VOCAB_FILE: b"", LABEL_FILE: labels}) + 64 + SIZE_MARGIN
-    vocab = build_vocabulary(tokenizer, getattr(ctx, "training_texts", ()) or (), max_bytes - fixed, row_bytes)
+    vocab = build_vocabulary(tokenizer, ctx.training_texts, max_bytes - fixed, row_bytes)
     graph = whole if vocab.kept_ids == vocab_size else quantize_weights(
         convert(ctx.model, ctx.weights, ctx.maxlen, vocab_size, vocab.kept_ids, length))
     data = attach_metadata(graph, metadata_for(vocab), {VOCAB_FILE: vocab.file_bytes(), LABEL_FILE: labels})
@@ -636,7 +632,6 @@ class MediapipeFile:
         return {token: int(i) for token, i in (line.split(" ") for line in lines if line)}
 
 
-
 def _model_object(content: bytes):
     from tensorflow.lite.tools import flatbuffer_utils
 
@@ -654,7 +649,6 @@ def describe_mediapipe(path: str | os.PathLike) -> dict:
     graph = model.subgraphs[0]
     types = {v: k for k, v in schema.TensorType.__dict__.items() if not k.startswith("_")}
     metadata_buffers = {m.buffer for m in model.metadata or []}
-    constants = {t.buffer for t in graph.tensors if t.buffer > 0}
     weight_types = Counter()
     for t in graph.tensors:
         if t.buffer > 0 and model.buffers[t.buffer].data is not None:
@@ -664,6 +658,7 @@ def describe_mediapipe(path: str | os.PathLike) -> dict:
     vocab = file.vocabulary()
     tensor = lambda i: graph.tensors[i]  # noqa: E731
     out = describe_tflite(path)
+    del out["float_tensors"]  # every activation is float32 here ("activations" in the manifest)
     out.update({
         "subgraphs": len(model.subgraphs),
         "operators": len(graph.operators),
@@ -679,7 +674,6 @@ def describe_mediapipe(path: str | os.PathLike) -> dict:
                  "graph": file.flatbuffer_bytes - weights - metadata, "metadata": metadata,
                  "zip": len(file.content) - file.flatbuffer_bytes, "total": len(file.content)},
     })
-    del constants
     return out
 
 
@@ -714,7 +708,7 @@ def emulate_client(path: str | os.PathLike, texts: Sequence[str]) -> np.ndarray:
 
 
 CLIENT_SCRIPT = Path(__file__).with_name("mediapipe_client.py")
-# The client venv: $SENTILITE_MEDIAPIPE_VENV, else .venv-mediapipe in the repository (as `make mediapipe-client` makes it).
+# The client venv: $SENTILITE_MEDIAPIPE_VENV, else .venv-mediapipe in the repository (`make mediapipe-client`).
 VENV_ENV = "SENTILITE_MEDIAPIPE_VENV"
 DEFAULT_VENV = ".venv-mediapipe"
 CLIENT_TIMEOUT_S = 3600
@@ -725,7 +719,8 @@ def find_client() -> tuple[Path, dict] | None:
     from .mediapipe_client import read_stamp, venv_python
 
     named = os.environ.get(VENV_ENV)
-    folders = [Path(named)] if named else [Path(__file__).resolve().parents[1] / DEFAULT_VENV, Path.cwd() / DEFAULT_VENV]
+    folders = [Path(named)] if named else [Path(__file__).resolve().parents[1] / DEFAULT_VENV,
+                                           Path.cwd() / DEFAULT_VENV]
     for folder in folders:
         stamp = read_stamp(folder)
         if stamp and venv_python(folder).exists():
@@ -759,3 +754,182 @@ def run_client(models: Sequence[str | os.PathLike], texts: Sequence[str], python
     out["positive"] = {engine: {model: np.asarray(v, np.float32) for model, v in by_model.items()}
                        for engine, by_model in out["positive"].items()}
     return out
+
+
+# -- validation (export_package calls this instead of validate_artifact) ---------------------
+RUNTIME_REFERENCE = "model.int8.tflite"  # the sentilite file the issue compares the client with
+# Label agreement with the runtime's int8 file, and accuracy change against Keras, unless the
+# ValidationConfig has a "mediapipe" entry: the int8 floor, and at least the issue's 0.5 points.
+MIN_ACCURACY_CHANGE = 0.005
+# The NLClassifier check runs on this many test reviews (it is the same tokenizer and interpreter).
+NLCLASSIFIER_REVIEWS = 2000
+# The emulation must give the client's answers; more than this is a broken assumption, not rounding.
+EMULATION_TOLERANCE = 1e-5
+EMULATED = "emulated: the RegexTokenizer and vocab.txt reproduced in Python, the file run by ai-edge-litert"
+
+
+def tolerance_for(validation):
+    from .validate import Tolerance
+
+    if "mediapipe" in validation.tolerances:
+        return validation.tolerances["mediapipe"]
+    int8 = validation.for_precision("int8")
+    return Tolerance(max_abs_diff=None, min_agreement=int8.min_agreement,
+                     max_accuracy_change=max(MIN_ACCURACY_CHANGE, int8.max_accuracy_change or 0.0))
+
+
+def check_structure(path: str | os.PathLike, shown_as: str, max_bytes: int = MAX_FILE_BYTES) -> dict:
+    """What the clients require of the file (raises ExportValidationError); returns the input length."""
+    file = MediapipeFile.read(path)
+    info = describe_mediapipe(path)
+    problems = []
+    if len(file.content) > max_bytes:
+        problems.append(f"{len(file.content):,} bytes, over {max_bytes:,}")
+    if info["subgraphs"] != 1:
+        problems.append(f"{info['subgraphs']} subgraphs (MediaPipe reads one)")
+    inputs, outputs = info["inputs"], info["outputs"]
+    if len(inputs) != 1 or inputs[0]["dtype"] != "int32" or len(inputs[0]["shape"]) != 2 or inputs[0]["shape"][0] != 1:
+        problems.append(f"input {inputs} is not one int32 [1, L]")
+    if len(outputs) != 1 or outputs[0]["dtype"] != "float32" or outputs[0]["shape"] != [1, 2]:
+        problems.append(f"output {outputs} is not one float32 [1, 2]")
+    if file.compressed:
+        problems.append(f"compressed associated files {file.compressed} (MediaPipe reads stored ones only)")
+    missing = {VOCAB_FILE, LABEL_FILE} - set(file.files)
+    if missing:
+        problems.append(f"no {sorted(missing)} packed")
+    if "WHILE" in info["ops"] or any(op.startswith("CUSTOM") for op in info["ops"]):
+        problems.append(f"operators the clients cannot run in one subgraph: {info['ops']}")
+    if problems:
+        raise ExportValidationError(f"{shown_as}: " + "; ".join(problems))
+    return info
+
+
+def _front_rows(client: np.ndarray, maxlen: int) -> np.ndarray:
+    """What the graph makes of client rows: the last maxlen real ids, front-padded."""
+    out = np.zeros((len(client), maxlen), np.int32)
+    counts = (client != PAD_ID).sum(axis=1)
+    for r, k in enumerate(counts):
+        kept = client[r, max(0, k - maxlen): k]
+        out[r, maxlen - len(kept):] = kept
+    return out
+
+
+def explain_differences(texts: Sequence[str], sentilite_ids: np.ndarray, vocabulary: dict[str, int], length: int,
+                        tokenizer: Tokenizer, same_label: np.ndarray) -> dict:
+    """Why a review's row differs from the sentilite row, by cause, with label agreement per cause.
+
+    identical: the model sees the same ids (what is left is int8 rounding);
+    truncated: more than L tokens, the client keeps the first L (the
+    sentilite tokenizer the last maxlen words); vocabulary: the same once
+    every casing of every word is in vocab.txt, so the file's size limit is
+    the cause; tokenizer: the rest (Unicode normalization, letters the
+    sentilite tokenizer joins differently).
+    """
+    maxlen = sentilite_ids.shape[1]
+    client = _front_rows(client_rows(texts, vocabulary, length), maxlen)
+    cause = np.empty(len(texts), dtype=object)
+    words = dict(tokenizer._ids)
+    for r, text in enumerate(texts):
+        if np.array_equal(client[r], sentilite_ids[r]):
+            cause[r] = "identical"
+            continue
+        tokens = client_tokens(text)
+        if len(tokens) > length:
+            cause[r] = "truncated"
+            continue
+        every_form = [words.get(normalize_text(t, tokenizer.config), OOV_ID) for t in tokens]
+        full = np.zeros(maxlen, np.int32)
+        kept = every_form[-maxlen:]
+        full[maxlen - len(kept):] = kept
+        cause[r] = "vocabulary" if np.array_equal(full, sentilite_ids[r]) else "tokenizer"
+    out = {}
+    for name in ("identical", "vocabulary", "truncated", "tokenizer"):
+        mask = cause == name
+        out[name] = {"reviews": int(mask.sum()),
+                     "agreement": round(float(same_label[mask].mean()), 6) if mask.any() else None,
+                     "disagreeing": int((~same_label[mask]).sum())}
+    return out
+
+
+def validate_mediapipe(path: Path, shown_as: str, validation, validation_set, test_set, short_sets,
+                       keras_accuracy: float) -> dict:
+    """Check and evaluate model.mediapipe.tflite as its clients run it; the manifest fields.
+
+    The test reviews go through MediaPipe's TextClassifier itself, in the
+    client venv (one subprocess), and are compared with the sentilite
+    runtime's int8 file and with Keras. The validation and short-text
+    reviews, and the run without a client venv, use ``emulate_client``,
+    which must give the client's answers on the test reviews to within
+    EMULATION_TOLERANCE. ``*_set`` are package.EvaluationSet with texts.
+    """
+    from sentilite.runtime.backends import create_backend
+    from sentilite.runtime.model import run_batches
+    from sentilite.train.evaluate import SHORT_TEXT_WORDS, accuracy
+
+    from .validate import check_accuracy_change, compare
+
+    started = time.time()
+    info = check_structure(path, shown_as)
+    length = info["inputs"][0]["shape"][1]
+    tolerance = tolerance_for(validation)
+    test_texts = list(test_set.texts)
+    emulated = emulate_client(path, test_texts)
+    client = find_client()
+    engine, emulation_diff, nlclassifier = EMULATED, None, None
+    if client is None:
+        log.warning("%s: no MediaPipe client venv (make mediapipe-client); evaluating with the emulation", shown_as)
+        positive = emulated
+    else:
+        python, stamp = client
+        result = run_client([path], test_texts, python)
+        positive = result["positive"]["mediapipe"][str(path)]
+        engine = f"{stamp['requirements'][0]} TextClassifier ({result['texts_per_second']['mediapipe']:.0f} texts/s)"
+        emulation_diff = float(np.max(np.abs(positive - emulated))) if len(positive) else 0.0
+        if emulation_diff > EMULATION_TOLERANCE:
+            raise ExportValidationError(f"{shown_as}: the emulated client differs from MediaPipe by "
+                                        f"{emulation_diff:.3g} on the test reviews: client_tokens no longer "
+                                        f"matches the RegexTokenizer")
+        if "nlclassifier" in stamp.get("engines", []):
+            subset = test_texts[:NLCLASSIFIER_REVIEWS]
+            nl = run_client([path], subset, python, engines=("nlclassifier",))["positive"]["nlclassifier"][str(path)]
+            nlclassifier = {"engine": f"{stamp['requirements'][1]} NLClassifier",
+                            **compare(positive[: len(subset)], nl)}
+    test_stats = compare(test_set.keras, positive)
+    file_accuracy = accuracy(positive, test_set.labels)
+    check_accuracy_change(shown_as, "mediapipe", keras_accuracy, file_accuracy, len(test_set.labels), tolerance)
+    runtime = None
+    reference_file = Path(path).parent / RUNTIME_REFERENCE
+    if reference_file.exists():
+        reference = run_batches(create_backend("tflite", reference_file.read_bytes(), str(reference_file)),
+                                test_set.ids, 256)
+        runtime = {"file": RUNTIME_REFERENCE, **compare(reference, positive)}
+        if runtime["agreement"] < tolerance.min_agreement:
+            raise ExportValidationError(
+                f"{shown_as}: labels agree with the sentilite runtime's {RUNTIME_REFERENCE} on "
+                f"{runtime['agreement']:.4%} of {runtime['n']:,} test reviews (floor {tolerance.min_agreement:.2%})")
+        # the package's tokenizer.json, beside where the file will be moved (shown_as)
+        tokenizer = Tokenizer.from_file(Path(shown_as).parent / "tokenizer.json")
+        runtime["differences"] = explain_differences(test_texts, test_set.ids, MediapipeFile.read(path).vocabulary(),
+                                                     length, tokenizer, (reference >= 0.5) == (positive >= 0.5))
+    else:
+        log.warning("%s: no %s beside it to compare with; export the tflite format too", shown_as, RUNTIME_REFERENCE)
+    val_positive = emulate_client(path, list(validation_set.texts))
+    short = [round(accuracy(emulate_client(path, list(s.texts)), s.labels), 6) for s in short_sets]
+    content = Path(path).read_bytes()
+    log.info("%s: MediaPipe check in %.0f s", shown_as, time.time() - started)
+    return {
+        "bytes": len(content),
+        "sha256": sha256_bytes(content),
+        "backend": engine,
+        "weights": "int8", "activations": "float32",
+        "input": {"name": "ids", "dtype": "int32", "shape": [1, length], "variable_length": False,
+                  "tokenizer": "RegexTokenizer (metadata)", "padding": "post, moved to the front in the graph"},
+        "validation": {"split": "validation", **compare(validation_set.keras, val_positive), "engine": "emulated",
+                       "tolerance": tolerance.to_dict()},
+        "eval": {"split": "test", "n": len(test_set.labels), "accuracy": round(file_accuracy, 6),
+                 "agreement": round(test_stats["agreement"], 6), "max_abs_diff": test_stats["max_abs_diff"],
+                 "engine": engine, "emulation_max_abs_diff": emulation_diff, "runtime": runtime,
+                 "nlclassifier": nlclassifier,
+                 "short_text": {"words": list(SHORT_TEXT_WORDS), "n": len(test_set.labels), "accuracy": short,
+                                "engine": "emulated"}},
+    }

@@ -9,10 +9,13 @@ from pathlib import Path
 import numpy as np
 
 from sentilite.shared.files import atomic_write_bytes
+from sentilite.shared.seal import SEAL_KEY
 
 
 def export_numpy(weights: dict[str, np.ndarray], path: str | os.PathLike, *, metadata: dict[str, str]) -> Path:
     arrays = {name: np.asarray(value, dtype=np.float32) for name, value in weights.items()}
+    # Zip CRCs guard an .npz's arrays; the seal is for the ONNX and TFLite files.
+    metadata = {k: v for k, v in metadata.items() if k != SEAL_KEY}
     arrays["__metadata__"] = np.frombuffer(json.dumps(metadata).encode("utf-8"), dtype=np.uint8)
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)

@@ -26,6 +26,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from sentilite.runtime.recurrence import Recurrence
 from sentilite.shared.files import atomic_write_bytes
+from sentilite.shared.seal import seal
 
 OPSET = 17
 IR_VERSION = 8  # the lowest IR that carries opset 17: older runtimes load it too
@@ -321,7 +322,7 @@ def export_onnx(ctx, precision: str, path: str | os.PathLike, *, metadata: dict[
         raise ValueError(f"unknown precision {precision!r}")
     set_metadata(model, metadata)
     onnx.checker.check_model(model, full_check=True)
-    return atomic_write_bytes(path, model.SerializeToString())
+    return atomic_write_bytes(path, seal(model.SerializeToString()))
 
 
 def describe_onnx(path: str | os.PathLike) -> dict:

@@ -38,6 +38,7 @@ from sentilite.runtime.embedded import TFLITE_METADATA_NAME
 from sentilite.runtime.model import cut_widths
 from sentilite.runtime.recurrence import Recurrence
 from sentilite.shared.files import atomic_write_bytes
+from sentilite.shared.seal import seal
 
 from .errors import ConversionError
 
@@ -251,7 +252,7 @@ def export_tflite(ctx, precision: str, path: str | os.PathLike, *, metadata: dic
         data = _convert_in_child(ctx, precision)
     else:
         data = convert(ctx.model, ctx.weights, precision, ctx.maxlen, ctx.vocab_size, ctx.calibration_ids)
-    return atomic_write_bytes(path, add_metadata(data, metadata))
+    return atomic_write_bytes(path, seal(add_metadata(data, metadata)))
 
 
 def _convert_in_child(ctx, precision: str, timeout: float = CONVERSION_TIMEOUT_S) -> bytes:

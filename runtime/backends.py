@@ -12,6 +12,8 @@ structure, .npz headers), and every engine error becomes a ModelFileError.
 from __future__ import annotations
 
 import io
+import math
+import struct
 import threading
 import zipfile
 
@@ -19,6 +21,7 @@ import numpy as np
 
 from sentilite.shared.errors import BackendUnavailableError, ModelFileError
 from sentilite.shared.files import parse_json
+from sentilite.shared.seal import check_seal
 
 from .architecture import ModelConfig
 from .embedded import DeclaredInput, TFLITE_METADATA_NAME, key, read_declared_input, read_json_field
@@ -40,8 +43,24 @@ class Backend:
     variable_length: bool = False
     metadata: dict[str, str] = {}
     declared: DeclaredInput | None = None
+    _source = "model file"
 
     def run(self, ids: np.ndarray) -> np.ndarray:
+        """P(positive) per row, as float32 (n,).
+
+        A damaged file can load and still answer with another number of
+        values (its output points at another tensor) or with NaN (its
+        weights are garbage): both are refused here, not later as an
+        IndexError or a "NaN" score.
+        """
+        out = self._run(ids)
+        if out.shape != (len(ids),):
+            raise ModelFileError(f"{self._source}: the file gives {out.size} values for {len(ids)} rows")
+        if not np.isfinite(out).all():
+            raise ModelFileError(f"{self._source}: the file computed a non-finite probability (damaged weights?)")
+        return out
+
+    def _run(self, ids: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
     def _declare(self, source: str, dynamic_time: bool) -> None:
@@ -60,6 +79,7 @@ class OnnxRuntimeBackend(Backend):
             raise BackendUnavailableError(
                 f"{source}: the onnxruntime backend needs onnxruntime (pip install 'sentilite[onnx]')"
             ) from None
+        check_seal(content, source, ModelFileError)
         options = ort.SessionOptions()
         options.intra_op_num_threads = _threads(num_threads)
         options.inter_op_num_threads = 1
@@ -68,18 +88,25 @@ class OnnxRuntimeBackend(Backend):
             self.session = ort.InferenceSession(content, options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
             raise ModelFileError(f"{source}: onnxruntime cannot load the file ({_first_line(exc)})") from None
-        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise ModelFileError(f"{source}: expected one input and one output, found {len(inputs)} and {len(outputs)}")
-        self.input_name = inputs[0].name
-        self.input_shape = inputs[0].shape
+        try:  # names and metadata of a damaged file may not be UTF-8
+            inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+            self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+            if len(inputs) != 1 or len(outputs) != 1:
+                raise ModelFileError(f"{source}: expected one input and one output, "
+                                     f"found {len(inputs)} and {len(outputs)}")
+            self.input_name = inputs[0].name
+            self.input_shape = inputs[0].shape
+        except (UnicodeDecodeError, RuntimeError, ValueError) as exc:
+            if isinstance(exc, ModelFileError):
+                raise
+            raise ModelFileError(f"{source}: onnxruntime cannot read the file's inputs or metadata "
+                                 f"({_first_line(exc)})") from None
         if len(self.input_shape) != 2:
             raise ModelFileError(f"{source}: expected an input of shape (batch, ids), got {self.input_shape}")
-        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         self._source = source
         self._declare(source, dynamic_time=not isinstance(self.input_shape[1], int))
 
-    def run(self, ids: np.ndarray) -> np.ndarray:
+    def _run(self, ids: np.ndarray) -> np.ndarray:
         try:
             out = self.session.run(None, {self.input_name: ids.astype(np.int32, copy=False)})[0]
         except Exception as exc:  # a file that loaded but cannot run (corrupt weights, bad shapes)
@@ -99,6 +126,7 @@ class _TFLiteBackend(Backend):
             raise BackendUnavailableError(
                 f"{source}: the {self.name} backend needs {self.module} (pip install 'sentilite[{self.extra}]')"
             ) from None
+        check_seal(content, source, ModelFileError)
         try:
             verify_tflite_model(content)  # the interpreter trusts the flatbuffer; a damaged one could crash it
             self.metadata = tflite_string_metadata(content)
@@ -150,7 +178,7 @@ class _TFLiteBackend(Backend):
                 if outputs[0]["dtype"] != np.float32 and scale else None
         return interp
 
-    def run(self, ids: np.ndarray) -> np.ndarray:
+    def _run(self, ids: np.ndarray) -> np.ndarray:
         interp = self._interpreter()
         local = self._local
         ids = ids.astype(np.int32, copy=False)
@@ -203,6 +231,11 @@ def tflite_string_metadata(content: bytes) -> dict[str, str]:
 # -- numpy ------------------------------------------------------------------------------
 MAX_NPZ_MEMBERS = 16
 MAX_NPZ_METADATA_BYTES = 32 << 20
+# All arrays of one .npz together, as its declared config implies them (a default model is ~3 MB).
+# The config comes from the file, so without this cap a 1 KB file could ask for terabytes.
+MAX_NPZ_ARRAY_BYTES = 512 << 20
+# The zip's central directory: 16 members need ~1.5 KB; it is read whole before any member.
+MAX_NPZ_DIRECTORY_BYTES = 64 << 10
 
 
 class NumpyBackend(Backend):
@@ -211,6 +244,7 @@ class NumpyBackend(Backend):
     def __init__(self, content: bytes, source: str, num_threads: int | None = None):
         from .numpy_model import NumpySentimentModel
 
+        self._source = source
         self.metadata, arrays, config = read_npz(content, source)
         self._declare(source, dynamic_time=True)
         try:
@@ -219,7 +253,7 @@ class NumpyBackend(Backend):
             raise ModelFileError(f"{source}: weights do not form a {config.cell} model ({_first_line(exc)})") from None
         self.input_shape = [None, None]
 
-    def run(self, ids: np.ndarray) -> np.ndarray:
+    def _run(self, ids: np.ndarray) -> np.ndarray:
         return self.model.predict_positive(ids)
 
 
@@ -232,6 +266,7 @@ def read_npz(content: bytes, source: str) -> tuple[dict[str, str], dict[str, np.
     """
     from .numpy_model import expected_shapes
 
+    _check_zip_directory(content, source)
     try:
         archive = zipfile.ZipFile(io.BytesIO(content))
         infos = archive.infolist()
@@ -255,6 +290,10 @@ def read_npz(content: bytes, source: str) -> tuple[dict[str, str], dict[str, np.
         shapes = expected_shapes(config, declared.vocab_size)
     except (KeyError, TypeError) as exc:
         raise ModelFileError(f"{source}: metadata describes no model ({_first_line(exc)})") from None
+    total = sum(math.prod(shape) for shape in shapes.values()) * 4
+    if total > MAX_NPZ_ARRAY_BYTES:
+        raise ModelFileError(f"{source}: its config implies {total:,} bytes of weights, over the "
+                             f"{MAX_NPZ_ARRAY_BYTES:,}-byte limit")
     extra = sorted(name[:-4] for name in members if name[:-4] not in shapes and name != "__metadata__.npy")
     if extra:
         raise ModelFileError(f"{source}: unexpected arrays {extra[:5]} for a {config.cell} model")
@@ -265,6 +304,24 @@ def read_npz(content: bytes, source: str) -> tuple[dict[str, str], dict[str, np.
             raise ModelFileError(f"{source}: array {name!r} is missing")
         arrays[name] = _read_npy(archive, info, source, np.dtype(np.float32), shape, None)
     return meta, arrays, config
+
+
+def _check_zip_directory(content: bytes, source: str) -> None:
+    """Refuse a zip whose central directory is large or ZIP64 before zipfile reads it whole.
+
+    zipfile builds one object per directory entry: a hostile 100 MB file of
+    empty entries would cost gigabytes before the member count is known.
+    sentilite's .npz files are never ZIP64 (16 small members).
+    """
+    end = content.rfind(b"PK\x05\x06", max(0, len(content) - (1 << 16) - 22))
+    if end < 0 or end + 22 > len(content):
+        raise ModelFileError(f"{source}: not a readable .npz of arrays (no end of zip directory)")
+    entries, directory_bytes, directory_at = struct.unpack_from("<HII", content, end + 10)
+    if entries == 0xFFFF or directory_bytes == 0xFFFFFFFF or directory_at == 0xFFFFFFFF:
+        raise ModelFileError(f"{source}: a ZIP64 archive, which sentilite .npz files never are")
+    if entries > MAX_NPZ_MEMBERS or directory_bytes > MAX_NPZ_DIRECTORY_BYTES:
+        raise ModelFileError(f"{source}: {entries:,} zip entries in a {directory_bytes:,}-byte directory; "
+                             f"a sentilite .npz has at most {MAX_NPZ_MEMBERS}")
 
 
 def _model_config(meta: dict, archive: zipfile.ZipFile, members: dict, source: str) -> ModelConfig:
@@ -314,9 +371,9 @@ def _read_npy(archive: zipfile.ZipFile, info: zipfile.ZipInfo, source: str, dtyp
                 raise ValueError(f"dtype {found_dtype}{' (Fortran order)' if fortran else ''}, expected {dtype}")
             if shape is not None and tuple(found_shape) != tuple(shape):
                 raise ValueError(f"shape {tuple(found_shape)}, expected {tuple(shape)}")
-            if len(found_shape) > 2:
-                raise ValueError(f"shape {tuple(found_shape)} has too many dimensions")
-            size = int(np.prod(found_shape, dtype=np.int64)) * dtype.itemsize
+            if len(found_shape) > 2 or any(d < 0 for d in found_shape):
+                raise ValueError(f"shape {tuple(found_shape)} is not a shape of a sentilite array")
+            size = math.prod(found_shape) * dtype.itemsize  # Python ints: no overflow to a negative size
             if max_bytes is not None and size > max_bytes:
                 raise ValueError(f"{size:,} bytes is over the {max_bytes:,}-byte limit")
             if info.file_size < size:
@@ -324,6 +381,8 @@ def _read_npy(archive: zipfile.ZipFile, info: zipfile.ZipInfo, source: str, dtyp
             data = handle.read(size)
             if len(data) != size:
                 raise ValueError("truncated")
+            if handle.read(1):  # reading to the end is also what makes zipfile check the CRC-32
+                raise ValueError("has bytes after its array")
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, RuntimeError) as exc:
         raise ModelFileError(f"{source}: array {name!r}: {_first_line(exc)}") from None
     except Exception as exc:  # zlib.error and the like from a damaged member

@@ -20,8 +20,36 @@ def add_commands(sub) -> None:
     p.set_defaults(func=run_info)
 
 
+def read_lines(stream, keep_chars: int, keep_end: bool = True, chunk_size: int = 1 << 16):
+    """Lines of a binary stream as text, holding at most about 4 x ``keep_chars`` bytes of any line.
+
+    The tokenizer reads only ``max_chars`` characters of a text (its end, or
+    its start), so a single endless line costs bounded memory here too.
+    Undecodable bytes become U+FFFD; CRLF line endings are accepted.
+    """
+    keep_bytes = 4 * keep_chars  # UTF-8 needs at most 4 bytes a character
+    line = bytearray()
+    while True:
+        chunk = stream.read(chunk_size)
+        if not chunk:
+            break
+        pieces = chunk.split(b"\n")
+        for index, piece in enumerate(pieces):
+            line += piece
+            if len(line) > 2 * keep_bytes:
+                line = line[-keep_bytes:] if keep_end else line[:keep_bytes]
+            if index < len(pieces) - 1:
+                yield _decode_line(line)
+                line = bytearray()
+    if line:
+        yield _decode_line(line)
+
+
+def _decode_line(line: bytearray) -> str:
+    return bytes(line).rstrip(b"\r").decode("utf-8", errors="replace")
+
+
 def run_predict(args) -> int:
-    import io
     import json
 
     from .model import load
@@ -30,10 +58,9 @@ def run_predict(args) -> int:
                  batch_size=args.batch_size)
     if args.texts:
         texts = args.texts
-    else:
-        # Undecodable bytes become U+FFFD rather than an error; lines stream, a batch at a time.
-        stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace", newline=None)
-        texts = (line.rstrip("\n") for line in stdin)
+    else:  # lines stream, a batch at a time
+        config = model.tokenizer.config
+        texts = read_lines(sys.stdin.buffer, config.max_chars, keep_end=config.truncating == "pre")
     out = sys.stdout
     for label, score in model.iter_predict(texts):
         out.write(json.dumps({"label": label, "score": round(score, 6)}) + "\n")

@@ -1,18 +1,23 @@
 """Just enough of the TFLite flatbuffer to read its metadata and operators, and to verify it, in pure Python.
 
 The runtime must read the tokenizer a .tflite carries without TensorFlow or
-the flatbuffers package, and must not hand the interpreter a file whose
-tables point outside it: the interpreter trusts indices and sizes it finds
-there. Schema (tensorflow/compiler/mlir/lite/schema/schema.fbs):
-Model = {0 version, 1 operator_codes, 2 subgraphs, 3 description, 4 buffers,
-5 metadata_buffer, 6 metadata, ...}; SubGraph = {0 tensors, 1 inputs,
-2 outputs, 3 operators, 4 name}; Tensor = {0 shape, 1 type, 2 buffer, 3 name,
-4 quantization, ..., 7 shape_signature}; Operator = {0 opcode_index,
-1 inputs, 2 outputs, 3 builtin_options_type, 4 builtin_options, ...};
-Buffer = {0 data, 1 offset, 2 size}; Metadata = {0 name, 1 buffer};
-OperatorCode = {0 deprecated_builtin_code:int8, 1 custom_code, 2 version,
-3 builtin_code:int32}. Every read is bounds-checked, so a damaged file gives
-a ValueError, never a crash.
+the flatbuffers package, and must not hand the interpreter a file it would
+trust into a crash: the interpreter's own verifier checks that the tables
+are readable, not that what they say is consistent. Schema
+(tensorflow/compiler/mlir/lite/schema/schema.fbs), the fields read here:
+Model = {1 operator_codes, 2 subgraphs, 4 buffers, 6 metadata,
+7 signature_defs}; SubGraph = {0 tensors, 1 inputs, 2 outputs, 3 operators};
+Tensor = {0 shape, 1 type, 2 buffer, 4 quantization, 5 is_variable,
+6 sparsity, 7 shape_signature, 9 variant_tensors, 10 external_buffer};
+QuantizationParameters = {2 scale, 3 zero_point, 4 details_type,
+6 quantized_dimension}; Operator = {0 opcode_index, 1 inputs, 2 outputs,
+3 builtin_options_type, 4 builtin_options, 5 custom_options,
+7 mutating_variable_inputs, 8 intermediates, 9-10 large custom options,
+11 builtin_options_2_type}; Buffer = {0 data, 1 offset, 2 size};
+Metadata = {0 name, 1 buffer}; OperatorCode = {0 deprecated_builtin_code:int8,
+2 version, 3 builtin_code:int32}; SignatureDef = {0 inputs, 1 outputs,
+4 subgraph_index}; TensorMap = {1 tensor_index}. Every read is
+bounds-checked, so a damaged file gives a ValueError, never a crash.
 """
 from __future__ import annotations
 
@@ -145,20 +150,29 @@ def read_tflite_operator_codes(data: bytes) -> list[tuple[int, int]]:
 
 
 # Every operator sentilite's TFLite exporter writes: builtin code -> (name, its options union type,
-# whether the converter always writes the options). The interpreter's kernels read their options
-# without checking which union member they got, and run with defaults (or crash) when a required
-# table is missing, so a file with any other operator, or another options type, is refused.
+# whether the converter always writes the options, input counts, output count). N: any count from
+# 1; SAME: as many as the inputs. The interpreter's kernels read their options without checking
+# which union member they got, run with defaults (or crash) when a required table is missing, and
+# some read node inputs by position before checking how many there are, so a file with any other
+# operator, options type or arity is refused. An operator the exporter starts to write must be added
+# here: `sentilite export` loads every file it writes through this check, so it fails loudly until then.
+N, SAME = "n", "same"
 _OPERATORS = {
-    0: ("ADD", 11, True), 2: ("CONCATENATION", 10, True), 6: ("DEQUANTIZE", 38, False),
-    9: ("FULLY_CONNECTED", 8, True), 14: ("LOGISTIC", 0, False), 18: ("MUL", 21, True),
-    22: ("RESHAPE", 17, False), 28: ("TANH", 0, False), 36: ("GATHER", 23, True), 39: ("TRANSPOSE", 26, False),
-    41: ("SUB", 28, True), 42: ("DIV", 29, True), 45: ("STRIDED_SLICE", 32, True), 49: ("SPLIT", 35, True),
-    53: ("CAST", 37, False), 55: ("MAXIMUM", 39, False), 57: ("MINIMUM", 39, False), 58: ("LESS", 41, False),
-    69: ("TILE", 51, False), 72: ("NOT_EQUAL", 54, False), 74: ("SUM", 27, True), 75: ("SQRT", 0, False),
-    77: ("SHAPE", 55, True), 83: ("PACK", 59, True), 86: ("LOGICAL_AND", 62, False),
-    93: ("ZEROS_LIKE", 67, True), 95: ("FLOOR_MOD", 72, False), 114: ("QUANTIZE", 89, False),
-    119: ("WHILE", 93, True), 123: ("SELECT_V2", 98, True),
+    0: ("ADD", 11, True, (2,), 1), 2: ("CONCATENATION", 10, True, N, 1), 6: ("DEQUANTIZE", 38, False, (1,), 1),
+    9: ("FULLY_CONNECTED", 8, True, (2, 3), 1), 14: ("LOGISTIC", 0, False, (1,), 1),
+    18: ("MUL", 21, True, (2,), 1), 22: ("RESHAPE", 17, False, (1, 2), 1), 28: ("TANH", 0, False, (1,), 1),
+    36: ("GATHER", 23, True, (2,), 1), 39: ("TRANSPOSE", 26, False, (2,), 1), 41: ("SUB", 28, True, (2,), 1),
+    42: ("DIV", 29, True, (2,), 1), 45: ("STRIDED_SLICE", 32, True, (4,), 1), 49: ("SPLIT", 35, True, (2,), N),
+    53: ("CAST", 37, False, (1,), 1), 55: ("MAXIMUM", 39, False, (2,), 1), 57: ("MINIMUM", 39, False, (2,), 1),
+    58: ("LESS", 41, False, (2,), 1), 69: ("TILE", 51, False, (2,), 1), 72: ("NOT_EQUAL", 54, False, (2,), 1),
+    74: ("SUM", 27, True, (2,), 1), 75: ("SQRT", 0, False, (1,), 1), 77: ("SHAPE", 55, True, (1,), 1),
+    83: ("PACK", 59, True, N, 1), 86: ("LOGICAL_AND", 62, False, (2,), 1), 93: ("ZEROS_LIKE", 67, True, (1,), 1),
+    95: ("FLOOR_MOD", 72, False, (2,), 1), 114: ("QUANTIZE", 89, False, (1,), 1),
+    119: ("WHILE", 93, True, N, SAME), 123: ("SELECT_V2", 98, True, (3,), 1),
 }
+# Inputs an operator may leave out (-1): only the bias of FULLY_CONNECTED.
+_OPTIONAL_INPUTS = {9: {2}}
+_PACK, _SPLIT = 83, 49
 # Tensor types a sentilite file holds (FLOAT32, FLOAT16, INT32, BOOL, INT8) and their zero-point range.
 _TENSOR_TYPES = {0: None, 1: None, 2: (0, 0), 6: None, 9: (-128, 127)}
 # Quantization scales the converter writes for sentilite models lie in 4e-9..3e5. A flipped bit in
@@ -172,11 +186,13 @@ def verify_tflite_model(data: bytes) -> None:
     """Raise ValueError unless the file is a TFLite model of the kind sentilite writes, consistent throughout.
 
     Checks what an interpreter takes on trust: operator codes, the
-    operators and options tables they come with, tensor and buffer indices,
-    subgraph references of control-flow operators, shapes and their sizes,
-    quantization parameters, signatures, and that constant data is as long
-    as its tensor's shape and type need. The interpreter's own flatbuffer
-    verifier checks only that the tables are readable, not what they say.
+    operators, options and arity they come with, tensor and buffer indices,
+    that every operator reads only tensors that exist by then (inputs,
+    constants, earlier results) and writes fresh ones, subgraph references
+    of control-flow operators, shapes and their sizes, quantization
+    parameters, signatures, and that constant data is as long as its
+    tensor's shape and type need. The interpreter's own flatbuffer verifier
+    checks only that the tables are readable, not what they say.
     """
     r, root = _root(data)
     codes = read_tflite_operator_codes(data)
@@ -202,21 +218,29 @@ def verify_tflite_model(data: bytes) -> None:
         where = f"subgraph {g_index}"
         tensors = r.tables(g, 0)
         tensor_counts.append(len(tensors))
+        constant = []
         for t_index, t in enumerate(tensors):
-            total_bytes += _check_tensor(r, t, f"{where}: tensor {t_index}", buffer_sizes)
+            size, is_constant = _check_tensor(r, t, f"{where}: tensor {t_index}", buffer_sizes)
+            total_bytes += size
+            constant.append(is_constant)
             if total_bytes > MAX_TENSOR_BYTES:
                 raise ValueError(f"{where}: tensors need more than {MAX_TENSOR_BYTES:,} bytes")
-        for io_index, name in ((1, "input"), (2, "output")):
-            for i in r.ints(g, io_index):
-                if not 0 <= i < len(tensors):
-                    raise ValueError(f"{where}: {name} tensor {i} of {len(tensors)}")
+        inputs, outputs = r.ints(g, 1), r.ints(g, 2)
+        for i in inputs + outputs:
+            if not 0 <= i < len(tensors):
+                raise ValueError(f"{where}: input or output tensor {i} of {len(tensors)}")
+        # Tensors that hold a value before the first operator runs; each operator adds its results.
+        ready = set(inputs) | {i for i, c in enumerate(constant) if c}
         for o_index, op in enumerate(r.tables(g, 3)):
-            _check_operator(r, op, f"{where}: operator {o_index}", g_index, codes, len(tensors), io_counts)
+            _check_operator(r, op, f"{where}: operator {o_index}", g_index, codes, ready, len(tensors), io_counts)
+        missing = [i for i in outputs if i not in ready]
+        if missing:
+            raise ValueError(f"{where}: output tensor {missing[0]} is never computed")
     _check_signatures(r, root, tensor_counts)
 
 
-def _check_tensor(r: _Reader, t: int, where: str, buffer_sizes: list[int]) -> int:
-    """Check one tensor; returns the bytes its static shape needs."""
+def _check_tensor(r: _Reader, t: int, where: str, buffer_sizes: list[int]) -> tuple[int, bool]:
+    """Check one tensor; returns the bytes its static shape needs and whether it is a constant."""
     shape = r.ints(t, 0)
     signature = r.ints(t, 7)
     if len(shape) > _MAX_RANK or any(d < 0 for d in shape) or any(d < -1 for d in signature) \
@@ -243,7 +267,7 @@ def _check_tensor(r: _Reader, t: int, where: str, buffer_sizes: list[int]) -> in
     f_quant = r.field(t, 4)
     if f_quant is not None:
         _check_quantization(r, r.deref(f_quant), where, kind, shape)
-    return elements * _TYPE_SIZES[kind]
+    return elements * _TYPE_SIZES[kind], size > 0
 
 
 def _check_quantization(r: _Reader, q: int, where: str, kind: int, shape: list[int]) -> None:
@@ -279,36 +303,58 @@ def _check_quantization(r: _Reader, q: int, where: str, kind: int, shape: list[i
             raise ValueError(f"{where}: {len(scales)} per-channel scales along axis {axis} of shape {shape}")
 
 
-def _check_operator(r: _Reader, op: int, where: str, g_index: int, codes: list[tuple[int, int]],
+def _check_operator(r: _Reader, op: int, where: str, g_index: int, codes: list[tuple[int, int]], ready: set[int],
                     tensor_count: int, io_counts: list[tuple[int, int]]) -> None:
+    """One operator: a known one, with its options and arity, reading ready tensors and writing new ones."""
     f_code = r.field(op, 0)
     code_index = r.u32(f_code) if f_code else 0
     if code_index >= len(codes):
         raise ValueError(f"{where} uses operator code {code_index} of {len(codes)}")
-    inputs, outputs = r.ints(op, 1), r.ints(op, 2)
-    for i in inputs + outputs + r.ints(op, 8):
-        if not -1 <= i < tensor_count:
-            raise ValueError(f"{where} uses tensor {i} of {tensor_count}")
-    if -1 in outputs:
-        raise ValueError(f"{where} has an omitted output")
     builtin = codes[code_index][0]
-    name, options_type, required = _OPERATORS[builtin]
+    name, options_type, required, input_counts, output_count = _OPERATORS[builtin]
+    where = f"{where} ({name})"
+    inputs, outputs = r.ints(op, 1), r.ints(op, 2)
+    if r.ints(op, 8):
+        raise ValueError(f"{where} has intermediate tensors, which sentilite files never use")
+    if not (len(inputs) >= 1 if input_counts == N else len(inputs) in input_counts) \
+            or not (len(outputs) >= 1 if output_count == N else
+                    len(outputs) == (len(inputs) if output_count == SAME else output_count)):
+        raise ValueError(f"{where} has {len(inputs)} inputs and {len(outputs)} outputs")
+    for position, i in enumerate(inputs):
+        if i == -1 and position in _OPTIONAL_INPUTS.get(builtin, ()):
+            continue
+        if not 0 <= i < tensor_count:
+            raise ValueError(f"{where} reads tensor {i} of {tensor_count}")
+        if i not in ready:
+            raise ValueError(f"{where} reads tensor {i} before anything computes it")
+    for i in outputs:
+        if not 0 <= i < tensor_count:
+            raise ValueError(f"{where} writes tensor {i} of {tensor_count}")
+        if i in ready:
+            raise ValueError(f"{where} writes tensor {i}, an input, a constant or another operator's result")
+        ready.add(i)
     f_type = r.field(op, 3)
     found_type = r.u8(f_type) if f_type is not None else 0
     f_options = r.field(op, 4)
     if found_type not in ((options_type,) if required else (0, options_type)) \
             or (found_type and f_options is None):
-        raise ValueError(f"{where} ({name}) has options of type {found_type}"
+        raise ValueError(f"{where} has options of type {found_type}"
                          f"{' but no options table' if found_type and f_options is None else ''}; "
                          f"sentilite files give it type {options_type}")
     for index, what in ((5, "custom options"), (7, "mutating variable inputs"), (11, "second builtin options")):
         f = r.field(op, index)
         if f is not None and (index != 11 or r.u8(f)):
-            raise ValueError(f"{where} ({name}) has {what}, which sentilite files never use")
+            raise ValueError(f"{where} has {what}, which sentilite files never use")
     for index in (9, 10):
         f = r.field(op, index)
         if f is not None and r.u64(f):
-            raise ValueError(f"{where} ({name}) has large custom options")
+            raise ValueError(f"{where} has large custom options")
+    if builtin in (_PACK, _SPLIT):  # the count the kernel sizes its loops by
+        options = r.deref(f_options)
+        f_count = r.field(options, 0)
+        count = r.i32(f_count) if f_count is not None else 0
+        if count != (len(inputs) if builtin == _PACK else len(outputs)):
+            raise ValueError(f"{where} says {count} values but has {len(inputs)} inputs and {len(outputs)} outputs")
     if builtin in (_WHILE, _IF, _CALL_ONCE):
         options = r.deref(f_options)
         for k in ((0, 1) if builtin != _CALL_ONCE else (0,)):
@@ -321,10 +367,9 @@ def _check_operator(r: _Reader, op: int, where: str, g_index: int, codes: list[t
             if builtin == _WHILE:
                 # Both subgraphs take every loop variable; the body gives each back.
                 wanted = (len(inputs), 1 if k == 0 else len(inputs))
-                if len(outputs) != len(inputs) or io_counts[index] != wanted:
-                    raise ValueError(f"{where}: a WHILE of {len(inputs)} inputs and {len(outputs)} outputs "
-                                     f"runs subgraph {index} of {io_counts[index][0]} inputs and "
-                                     f"{io_counts[index][1]} outputs")
+                if io_counts[index] != wanted:
+                    raise ValueError(f"{where}: a WHILE of {len(inputs)} loop variables runs subgraph {index} "
+                                     f"of {io_counts[index][0]} inputs and {io_counts[index][1]} outputs")
 
 
 def _check_signatures(r: _Reader, root: int, tensor_counts: list[int]) -> None:

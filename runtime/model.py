@@ -10,7 +10,7 @@ import numpy as np
 
 from sentilite import LABELS
 from sentilite.shared.errors import BackendUnavailableError, ModelFileError, TokenizerFileError
-from sentilite.shared.files import confined_path, parse_json, sha256_bytes
+from sentilite.shared.files import confined_path, parse_json, read_file_limited, sha256_bytes
 
 from .backends import Backend, FORMAT_BACKENDS, available_backends, create_backend
 from .embedded import check_labels, has_metadata, key, read_labels, read_tokenizer
@@ -21,6 +21,7 @@ MANIFEST_VERSION = 1
 SUFFIX_FORMAT = {".onnx": "onnx", ".tflite": "tflite", ".npz": "numpy"}
 PRECISIONS = ("fp32", "fp16", "dynamic-int8", "int8")
 MAX_MANIFEST_BYTES = 16 << 20
+MAX_TOKENIZER_BYTES = 64 << 20
 MAX_MODEL_BYTES = 2 << 30  # read into memory whole: refuse a file that cannot be a sentilite model
 
 
@@ -173,6 +174,8 @@ def read_manifest(folder: Path) -> dict:
         confined_path(folder, artifact.get("file"), where, ModelFileError)
         if artifact.get("format") not in FORMAT_BACKENDS:
             raise ModelFileError(f"{where}: unknown format {artifact.get('format')!r}")
+        if artifact.get("precision") not in PRECISIONS:
+            raise ModelFileError(f"{where}: unknown precision {str(artifact.get('precision'))[:40]!r}")
         if not isinstance(artifact.get("bytes"), int) or not isinstance(artifact.get("sha256"), str):
             raise ModelFileError(f"{where}: needs its size in bytes and its sha256")
     return manifest
@@ -208,7 +211,7 @@ def _load_package(folder: Path, format, precision, backend, batch_size, num_thre
     tok_entry = manifest["tokenizer"]
     tok_path = confined_path(folder, tok_entry.get("file", "tokenizer.json"), str(folder / MANIFEST_FILE),
                              ModelFileError)
-    tok_bytes = _read(tok_path)
+    tok_bytes = _read(tok_path, limit=MAX_TOKENIZER_BYTES)
     if sha256_bytes(tok_bytes) != tok_entry.get("sha256"):
         raise ModelFileError(f"{tok_path}: sha256 does not match {folder / MANIFEST_FILE}")
     try:
@@ -249,20 +252,7 @@ def _check_consistent(engine: Backend, tokenizer: Tokenizer, source: str) -> Non
 
 
 def _read(path: Path, missing: str | None = None, limit: int = MAX_MODEL_BYTES) -> bytes:
-    try:
-        size = path.stat().st_size
-        if size > limit:
-            raise ModelFileError(f"{path}: {size:,} bytes is over the {limit:,}-byte limit for this file")
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ModelFileError(missing or f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise ModelFileError(f"{path}: is a folder, expected a file") from None
-    except OSError as exc:
-        raise ModelFileError(f"{path}: cannot read ({exc.strerror})") from None
-    if not data:
-        raise ModelFileError(f"{path}: file is empty")
-    return data
+    return read_file_limited(path, limit, ModelFileError, missing=missing)
 
 
 __all__ = ["SentimentModel", "load", "read_manifest", "BackendUnavailableError"]

@@ -22,7 +22,7 @@ import numpy as np
 
 from sentilite.shared.config import check_int, dataclass_from_dict
 from sentilite.shared.errors import ConfigError, TokenizerFileError
-from sentilite.shared.files import atomic_write_text, parse_json, sha256_bytes
+from sentilite.shared.files import MAX_JSON_BYTES, atomic_write_text, parse_json, read_file_limited, sha256_bytes
 
 FORMAT_VERSION = 1
 PAD_TOKEN, PAD_ID = "<pad>", 0
@@ -252,13 +252,7 @@ class Tokenizer:
 
     @classmethod
     def from_file(cls, path: str | os.PathLike) -> "Tokenizer":
-        path = Path(path)
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            raise TokenizerFileError(f"{path}: tokenizer file not found") from None
-        except OSError as exc:
-            raise TokenizerFileError(f"{path}: cannot read tokenizer file ({exc.strerror})") from None
+        raw = read_file_limited(path, MAX_JSON_BYTES, TokenizerFileError, kind="tokenizer file")
         return cls.from_json(raw, source=str(path))
 
 

@@ -35,13 +35,23 @@ class ScoreBenchConfig:
     part_rows: int = 10_000
 
 
-class TreeMemory:
-    """Peak of the summed RSS of a process and all its descendants, sampled in a thread."""
+class TreeMonitor:
+    """Peak summed RSS and total CPU time of a process and all its descendants, sampled in a thread.
+
+    CPU time is sampled too (the JVM and Spark's Python workers are never
+    waited for, so getrusage cannot see them); what a process used in its
+    last 0.1 s before exiting is missed.
+    """
 
     def __init__(self, pid: int, interval: float = 0.1):
         self.pid, self.interval, self.peak_mb = pid, interval, 0.0
+        self._cpu: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @property
+    def cpu_s(self) -> float:
+        return sum(self._cpu.values())
 
     def __enter__(self):
         self._thread.start()
@@ -52,38 +62,45 @@ class TreeMemory:
         self._thread.join()
 
     def _run(self):
+        tick = os.sysconf("SC_CLK_TCK")
         while not self._stop.is_set():
-            self.peak_mb = max(self.peak_mb, tree_rss_mb(self.pid))
+            rss = 0.0
+            for pid, fields in process_tree(self.pid).items():
+                self._cpu[pid] = max(self._cpu.get(pid, 0.0), (int(fields[11]) + int(fields[12])) / tick)
+                rss += rss_mb(pid)
+            self.peak_mb = max(self.peak_mb, rss)
             self._stop.wait(self.interval)
 
 
-def tree_rss_mb(root: int) -> float:
-    parents: dict[int, int] = {}
+def process_tree(root: int) -> dict[int, list[str]]:
+    """{pid: its /proc stat fields after the name} for ``root`` and every descendant."""
+    stats: dict[int, list[str]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 with open(f"/proc/{entry}/stat") as stat:
-                    parents[int(entry)] = int(stat.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
+                    stats[int(entry)] = stat.read().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
                 continue
     tree, frontier = {root}, [root]
     while frontier:
         parent = frontier.pop()
-        for pid, ppid in parents.items():
-            if ppid == parent and pid not in tree:
+        for pid, fields in stats.items():
+            if int(fields[1]) == parent and pid not in tree:
                 tree.add(pid)
                 frontier.append(pid)
-    total = 0
-    for pid in tree:
-        try:
-            with open(f"/proc/{pid}/status") as status:
-                for line in status:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
-                        break
-        except OSError:
-            continue
-    return total / 1024
+    return {pid: stats[pid] for pid in tree if pid in stats}
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
 
 
 def write_input(texts: list[str], rows: int, path: Path) -> Path:
@@ -99,13 +116,16 @@ def timed_score(args: list[str]) -> dict:
     command = [sys.executable, "-m", "sentilite.cli", "score", *args, "--quiet"]
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    with TreeMemory(process.pid) as memory:
+    with TreeMonitor(process.pid) as tree:
         stdout, stderr = process.communicate()
     wall = time.perf_counter() - started
     if process.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed ({process.returncode}): {stderr[-2000:]}")
     summary = json.loads(stdout)
-    return {"wall_s": round(wall, 2), "peak_rss_mb": round(memory.peak_mb, 1), "summary": summary}
+    # CPU time of the whole tree: on a shared machine the wall clock depends on the neighbours,
+    # rows per CPU second much less.
+    return {"wall_s": round(wall, 2), "cpu_s": round(tree.cpu_s, 2), "peak_rss_mb": round(tree.peak_mb, 1),
+            "summary": summary}
 
 
 def compare_outputs(reference: Path, other: Path) -> dict:
@@ -125,11 +145,14 @@ def compare_outputs(reference: Path, other: Path) -> dict:
 
 
 def run_score_bench(model: str, out: str | os.PathLike, config: ScoreBenchConfig = ScoreBenchConfig(),
-                    data=None, progress: bool = True) -> dict:
-    from sentilite.train.data import load_imdb
-
+                    data=None, progress: bool = True, texts: list[str] | None = None) -> dict:
+    """Write ``bench_score.json`` and ``bench_score.md`` to ``out``; ``texts`` default to the IMDB test reviews."""
     out = Path(out)
-    texts = load_imdb(data, progress=progress).test.texts
+    load_start = round(os.getloadavg()[0], 2)
+    if texts is None:
+        from sentilite.train.data import load_imdb
+
+        texts = load_imdb(data, progress=progress).test.texts
     cores = available_cores()
     runs: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="sentilite-bench-score-") as tmp:
@@ -148,13 +171,17 @@ def run_score_bench(model: str, out: str | os.PathLike, config: ScoreBenchConfig
             summary = result.pop("summary")
             result["rows"] = summary["rows"]
             result["rows_per_s"] = round(summary["rows"] / result["wall_s"], 1)
+            result["rows_per_cpu_s"] = round(summary["rows"] / result["cpu_s"], 1) if result["cpu_s"] else None
             if name == "spark":
                 result["startup_s"] = summary["seconds_startup"]
+                result["counting_lines_s"] = summary["seconds_counting_lines"]
                 result["scoring_s"] = summary["seconds_scoring"]
                 result["rows_per_s_scoring_only"] = round(summary["rows"] / summary["seconds_scoring"], 1)
                 result["master"] = summary["master"]
             else:
                 result["workers"] = summary["workers"]
+                result["cpu_s_by_process"] = summary.get("cpu_s")
+                result["peak_rss_mb_by_process"] = summary.get("peak_rss_mb")
             runs[name] = result
         reference = "one-process" if "one-process" in runs else None
         for name in runs:
@@ -166,8 +193,8 @@ def run_score_bench(model: str, out: str | os.PathLike, config: ScoreBenchConfig
     report = {
         "rows": config.rows, "model": str(model), "cores": cores, "runs": runs,
         "machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine(),
-                    "load_average_1m_at_end": round(os.getloadavg()[0], 2)},
-        "config": asdict(config),
+                    "load_average_1m_at_start": load_start, "load_average_1m_at_end": round(os.getloadavg()[0], 2)},
+        "config": {**asdict(config), "runs": list(config.runs)},
     }
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "bench_score.json", report)
@@ -180,23 +207,31 @@ def render(report: dict) -> str:
     lines = [f"# `sentilite score`: {report['rows']:,} rows (IMDB test reviews, repeated)", "",
              f"Model `{report['model']}`, {report['cores']} cores; rows/s are end to end (start-up included), "
              f"peak RSS is the whole process tree.", "",
-             "| run | rows/s | x one process | wall s | peak RSS MB | same labels | max abs diff |",
-             "|---|---:|---:|---:|---:|:---:|---:|"]
+             f"Load average (1 min) {report['machine']['load_average_1m_at_start']} before, "
+             f"{report['machine']['load_average_1m_at_end']} after: above 0 means other work shared the cores.", "",
+             "| run | rows/s | x one process | wall s | CPU s | rows per CPU s | peak RSS MB | same labels "
+             "| max abs diff |",
+             "|---|---:|---:|---:|---:|---:|---:|:---:|---:|"]
     for name, r in runs.items():
         same = r.get("vs_one_process", {})
-        lines.append(f"| {name} | {r['rows_per_s']:,.0f} | {r['speedup'] or '-'} | {r['wall_s']} | "
-                     f"{r['peak_rss_mb']:,.0f} | {same.get('same_labels', '-')} | "
+        lines.append(f"| {name} | {r['rows_per_s']:,.0f} | {r['speedup'] or '-'} | {r['wall_s']} | {r['cpu_s']} | "
+                     f"{r['rows_per_cpu_s'] or 0:,.0f} | {r['peak_rss_mb']:,.0f} | {same.get('same_labels', '-')} | "
                      f"{same.get('max_abs_diff', '-') if same else '-'} |")
     if "spark" in runs:
         s = runs["spark"]
-        per_core = runs.get("one-process", {}).get("rows_per_s")
-        lines += ["", f"Spark ({s['master']}): {s['startup_s']} s to start the session, {s['scoring_s']} s in the "
-                  f"scoring job ({s['rows_per_s_scoring_only']:,.0f} rows/s there). The rest of the wall time is "
-                  f"the JVM's exit, the pass that counts each file split's lines (for line-number ids) and the "
-                  f"summary's read-back."]
-        if per_core:
-            lines += ["", f"Scaling estimate: a Python worker scores about {per_core:,.0f} rows/s (the one-process "
-                      f"rate here), so E executors x C cores should reach about E x C x {per_core:,.0f} x 0.8 "
-                      f"rows/s (0.8: the JVM's reading and Arrow hand-off to Python share the cores), plus ~30 s "
-                      f"of start-up per job."]
+        lines += ["", f"Spark ({s['master']}): {s['startup_s']} s to start the JVM and the session, "
+                  f"{s['counting_lines_s']} s for the pass that counts each file split's lines (for line numbers), "
+                  f"{s['scoring_s']} s in the scoring job ({s['rows_per_s_scoring_only']:,.0f} rows/s there); the "
+                  f"rest is shipping the model, the summary's read-back and the JVM's exit. In the scoring job the "
+                  f"JVM reads and splits the lines and hands them to the Python workers as Arrow batches, and takes "
+                  f"the results back: on 2 cores those threads compete with the 2 Python workers."]
+    one = runs.get("one-process")
+    if one and one.get("rows_per_cpu_s"):
+        per_core = one["rows_per_cpu_s"]
+        lines += ["", f"Scaling estimate: one Python worker scores about {per_core:,.0f} rows per CPU second (the "
+                  f"one-process run). A Spark job on E executors with C cores each should reach about "
+                  f"E x C x {per_core:,.0f} x 0.8 rows/s (0.8 leaves a fifth of each core to the JVM's reading and "
+                  f"the Arrow hand-off), after a fixed ~30 s (start-up and the line-count pass) per job: "
+                  f"10 executors x 4 cores, about {40 * per_core * 0.8:,.0f} rows/s, "
+                  f"{1e8 / (40 * per_core * 0.8) / 60:,.0f} min for 100 million rows."]
     return "\n".join(lines) + "\n"

@@ -57,6 +57,12 @@ def is_remote(spec: str) -> bool:
     return "://" in spec and not spec.startswith("file://")
 
 
+def exists_here(spec: str) -> bool:
+    """Whether a file, folder or glob names something on this machine's file system."""
+    spec = spec.removeprefix("file://")
+    return Path(spec).exists() or (glob.has_magic(spec) and bool(glob.glob(spec, recursive=True)))
+
+
 def format_of(path: str | os.PathLike) -> str | None:
     name = Path(str(path)).name.lower()
     if name.endswith(".gz"):
@@ -64,8 +70,12 @@ def format_of(path: str | os.PathLike) -> str | None:
     return SUFFIX_FORMATS.get(Path(name).suffix)
 
 
-def resolve_inputs(spec: str, input_format: str | None = None) -> InputFiles:
-    """The files named by a file, a folder (read recursively) or a glob, sorted, with their format."""
+def resolve_inputs(spec: str, input_format: str | None = None, exclude: Path | None = None) -> InputFiles:
+    """The files named by a file, a folder (read recursively) or a glob, sorted, with their format.
+
+    Files under ``exclude`` (the output folder) are never input: an output
+    inside the input folder would otherwise be read by its own restart.
+    """
     if spec.startswith("file://"):
         spec = spec[len("file://"):]
     path = Path(spec)
@@ -82,6 +92,11 @@ def resolve_inputs(spec: str, input_format: str | None = None) -> InputFiles:
     else:
         raise ScoreInputError(f"{spec}: no such input file, folder or glob pattern")
     files = [p.resolve() for p in files]
+    if exclude is not None:
+        exclude = exclude.resolve()
+        files = [p for p in files if exclude not in p.parents]
+        if not files:
+            raise ScoreInputError(f"{spec}: no input files outside the output folder {exclude}")
     if input_format is None:
         formats = {p: format_of(p) for p in files}
         unknown = [str(p) for p, f in formats.items() if f is None]

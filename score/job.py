@@ -51,8 +51,9 @@ class ModelSpec:
                          num_threads=num_threads)
         else:
             model = load(where, backend=self.backend, num_threads=num_threads)
-        if Path(model.info["file"]).name != Path(self.file).name:
-            raise ModelFileError(f"{where}: loaded {model.info['file']}, expected {self.file}")
+        if Path(model.info["file"]).name != Path(self.file).name or model.info["backend"] != self.backend:
+            raise ModelFileError(f"{where}: loaded {model.info['file']} on {model.info['backend']}, "
+                                 f"expected {self.file} on {self.backend}")
         return model
 
     def describe(self) -> dict:
@@ -61,16 +62,41 @@ class ModelSpec:
 
 
 def resolve_model(path: str, format: str | None = None, precision: str | None = None,
-                  backend: str | None = None):
-    """(ModelSpec, model): the file `load` picks, checked and loaded once here, with its sha256."""
+                  backend: str | None = None, load_here: bool = True):
+    """(ModelSpec, model): the file `load` picks, checked and loaded once here, with its sha256.
+
+    Without ``load_here``, a package folder is only read (manifest, no engine)
+    and the model is None: worker processes load and check it themselves, so
+    their start-up is not queued behind a load in the main process.
+    """
     from sentilite.runtime import load
 
+    if not load_here and Path(path).is_dir():
+        return _spec_from_manifest(Path(path), format, precision, backend), None
     model = load(path, format=format, precision=precision, backend=backend, num_threads=1)
     info = model.info
     spec = ModelSpec(path=str(Path(path).resolve()), file=str(Path(info["file"]).resolve()), format=info["format"],
                      precision=info.get("precision"), backend=info["backend"],
                      sha256=sha256_file(info["file"]), labels=tuple(model.labels))
     return spec, model
+
+
+def _spec_from_manifest(folder: Path, format, precision, backend) -> ModelSpec:
+    from sentilite.runtime.backends import available_backends
+    from sentilite.runtime.model import MANIFEST_FILE, choose_artifact, read_manifest
+    from sentilite.shared.files import confined_path
+
+    manifest = read_manifest(folder)
+    artifact = choose_artifact(manifest, folder, format, precision, backend)
+    file = confined_path(folder, artifact["file"], str(folder / MANIFEST_FILE), ModelFileError)
+    engines = [backend] if backend else available_backends(artifact["format"])
+    if not engines:
+        from sentilite.shared.errors import BackendUnavailableError
+
+        raise BackendUnavailableError(f"{file}: no installed backend runs {artifact['format']} files")
+    return ModelSpec(path=str(folder.resolve()), file=str(file.resolve()), format=artifact["format"],
+                     precision=artifact.get("precision"), backend=engines[0], sha256=artifact["sha256"],
+                     labels=tuple(manifest["labels"]))
 
 
 @dataclass(frozen=True)
@@ -115,7 +141,7 @@ def differences(old: dict, new: dict) -> list[str]:
     return found
 
 
-def check_restart(out: Path, old: dict, new: dict) -> None:
+def check_restart(out: str | Path, old: dict, new: dict) -> None:
     found = differences(old, new)
     if found:
         more = f" (and {len(found) - 5} more)" if len(found) > 5 else ""

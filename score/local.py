@@ -23,7 +23,7 @@ from sentilite.shared.errors import SentiliteError
 from sentilite.shared.files import atomic_write_json, parse_json
 
 from .errors import ScoreOutputError, ScoreWorkerError
-from .inputs import InputFiles, count_rows, read_chunks
+from .inputs import InputFiles, count_rows, fingerprint, read_chunks
 from .job import SUCCESS_FILE, SUMMARY_FILE, ModelSpec, OutputFolder, Settings, job_record
 from .outputs import PartWriter, part_stats
 from .records import Rows, rows_from_cells, rows_from_json_lines, rows_from_lines, score_rows
@@ -58,6 +58,12 @@ def score_task(model, writer: PartWriter, task: Task, text_column: str, id_colum
     rows = parse_task(task, text_column, id_column)
     labels, positive = score_rows(model, rows)
     return writer.write(task.name, rows.ids, task.source, labels, positive, rows.errors)
+
+
+def cpu_seconds() -> float:
+    """CPU time (user + system) this process has used."""
+    times = os.times()
+    return times.user + times.system
 
 
 def peak_rss_mb() -> float:
@@ -111,7 +117,7 @@ def _worker_main(tasks, results, spec: ModelSpec, writer: PartWriter, text_colum
             results.put(("failed", task.name, _portable(exc)))
             return
         results.put(("done", task.name, stats))
-    results.put(("peak", os.getpid(), peak_rss_mb()))
+    results.put(("peak", os.getpid(), (peak_rss_mb(), cpu_seconds())))
 
 
 class WorkerPool:
@@ -131,6 +137,7 @@ class WorkerPool:
             process.start()
         self.in_flight: dict[str, int] = {}
         self.worker_peaks: list[float] = []
+        self.worker_cpu: list[float] = []
         self._finishing = False
 
     def submit(self, task: Task, on_done) -> None:
@@ -155,7 +162,8 @@ class WorkerPool:
             if kind == "done":
                 on_done(key, self.in_flight.pop(key), value)
             elif kind == "peak":
-                self.worker_peaks.append(value)
+                self.worker_peaks.append(value[0])
+                self.worker_cpu.append(value[1])
             deadline = time.monotonic()  # after the first result, take only what is already there
         for process in self.processes:
             if process.exitcode is not None and (process.exitcode != 0 or not self._finishing):
@@ -173,8 +181,13 @@ class WorkerPool:
 
     def finish(self, on_done) -> None:
         self._finishing = True
-        for _ in self.processes:
-            self.tasks.put(None)
+        for _ in self.processes:  # one stop sign each, put as tasks are: never blocking on dead workers
+            while True:
+                try:
+                    self.tasks.put(None, timeout=0.2)
+                    break
+                except queue.Full:
+                    self.collect(on_done, timeout=0)
         while self.in_flight or len(self.worker_peaks) < len(self.processes):
             self.collect(on_done, timeout=0.5)
             if all(p.exitcode is not None for p in self.processes) and not self._results_left():
@@ -203,11 +216,9 @@ def run_local(inputs: InputFiles, settings: Settings, spec: ModelSpec, model, ou
     """Score every input row into ``out``; return the summary (also written to ``out``)."""
     from tqdm import tqdm
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), cpu_seconds()
     writer = PartWriter(str(out), settings.output_format, id_type, spec.sha256, Path(spec.file).name,
                         spec.labels[1])
-    from .inputs import fingerprint
-
     record = job_record(settings, [fingerprint(p) for p in inputs.files], spec)
     folder = OutputFolder(out)
     pool = None
@@ -223,12 +234,10 @@ def run_local(inputs: InputFiles, settings: Settings, spec: ModelSpec, model, ou
             log.info("%s: resuming, %d parts already written", out, len(existing))
         log.info("scoring %d %s file(s) with %s (sha256 %s) on %d %s", len(inputs.files), inputs.format,
                  Path(spec.file).name, spec.sha256[:12], workers, "process" if workers == 1 else "worker processes")
-        total = None if quiet else sum(count_rows(p, inputs.format) for p in inputs.files)
-        bar = tqdm(total=total, unit=" rows", unit_scale=True, desc="scoring", disable=quiet, file=sys.stderr,
-                   mininterval=0.5, smoothing=0.05)
         stats: dict[str, dict] = {}
         skipped: list[str] = []
         scored_rows = 0
+        bar = None
 
         def on_done(name: str, count: int, part: dict) -> None:
             nonlocal scored_rows
@@ -237,10 +246,13 @@ def run_local(inputs: InputFiles, settings: Settings, spec: ModelSpec, model, ou
             bar.update(count)
 
         try:
-            if workers > 1:
+            if workers > 1:  # started first: they load the model while the rows are counted
                 pool = WorkerPool(workers, spec, writer, settings.text_column, settings.id_column)
             else:
                 model = model or spec.load(num_threads=1)
+            total = None if quiet else sum(count_rows(p, inputs.format) for p in inputs.files)
+            bar = tqdm(total=total, unit=" rows", unit_scale=True, desc="scoring", disable=quiet, file=sys.stderr,
+                       mininterval=0.5, smoothing=0.05)
             for file_index, path in enumerate(inputs.files):
                 for chunk_index, chunk in enumerate(read_chunks(path, inputs.format, settings.part_rows,
                                                                 settings.text_column, settings.id_column)):
@@ -263,7 +275,8 @@ def run_local(inputs: InputFiles, settings: Settings, spec: ModelSpec, model, ou
                 folder.remove_partials()
             raise
         finally:
-            bar.close()
+            if bar is not None:
+                bar.close()
         for name in skipped:
             stats[name] = part_stats(out / name, spec.labels[1])
         seconds = time.perf_counter() - started
@@ -279,6 +292,9 @@ def run_local(inputs: InputFiles, settings: Settings, spec: ModelSpec, model, ou
             "model": spec.describe(),
             "peak_rss_mb": {"main": round(peak_rss_mb(), 1),
                             "workers": [round(p, 1) for p in (pool.worker_peaks if pool else [])]},
+            # Where the time went: a main process near zero means the workers, not the reader, set the pace.
+            "cpu_s": {"main": round(cpu_seconds() - cpu_started, 2),
+                      "workers": [round(c, 2) for c in (pool.worker_cpu if pool else [])]},
         }
         atomic_write_json(out / SUMMARY_FILE, summary)
         (out / SUCCESS_FILE).touch()

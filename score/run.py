@@ -34,7 +34,9 @@ def score(input: str, *, model: str, out: str, text_column: str = "text", id_col
         raise ScoreInputError(f"unknown engine {engine!r}; choose local or spark")
     if not text_column:
         raise ScoreInputError("--text-column must name a column")
-    spec, loaded = resolve_model(model, format, precision, backend)
+    workers = workers or available_cores()
+    # With worker processes, each loads (and checks) the model itself: none is loaded here for nothing.
+    spec, loaded = resolve_model(model, format, precision, backend, load_here=engine == "spark" or workers == 1)
     if engine == "spark":
         if output_format != "parquet":
             raise ScoreInputError("--engine spark writes Parquet only; drop --output-format jsonl")
@@ -45,15 +47,12 @@ def score(input: str, *, model: str, out: str, text_column: str = "text", id_col
     if is_remote(input) or is_remote(out):
         raise ScoreInputError(f"{input if is_remote(input) else out}: the local engine reads and writes local "
                               f"paths only; use --engine spark for URIs")
-    inputs = resolve_inputs(input, input_format)
+    inputs = resolve_inputs(input, input_format, exclude=Path(out))
     for path in inputs.files:
         check_columns(path, inputs.format, text_column, id_column)
     id_type = id_type_of(inputs.files, inputs.format, id_column)
-    workers = workers or available_cores()
     settings = Settings("local", inputs.format, text_column, id_column, output_format, part_rows)
-    main_model = loaded if workers == 1 else None  # with workers, each loads its own: free this one
-    del loaded
     from .local import run_local
 
-    return run_local(inputs, settings, spec, main_model, Path(out).resolve(), workers=workers, id_type=id_type,
+    return run_local(inputs, settings, spec, loaded, Path(out).resolve(), workers=workers, id_type=id_type,
                      quiet=quiet)

@@ -31,7 +31,7 @@ from sentilite.shared.errors import ModelFileError
 from sentilite.shared.files import confined_path, parse_json, sha256_file
 
 from .errors import ScoreInputError, ScoreOutputError
-from .inputs import check_parquet_id_type, fingerprint, format_of, is_remote, resolve_inputs
+from .inputs import check_parquet_id_type, exists_here, fingerprint, format_of, is_remote, resolve_inputs
 from .job import JOB_FILE, SUCCESS_FILE, SUMMARY_FILE, ModelSpec, Settings, check_restart, job_record, resolve_model
 from .outputs import SHA_KEY
 from .records import is_blank, rows_from_cells, rows_from_json_lines, rows_from_lines, score_rows
@@ -183,21 +183,36 @@ class HadoopFolder:
             self.fs.delete(self.path, True)
 
 
-def _input_paths(input: str, input_format: str | None) -> tuple[list[str], str, list[dict]]:
-    """(paths for Spark, format, fingerprints): local inputs resolved as the local engine does."""
-    if is_remote(input):
+def _input_paths(input: str, input_format: str | None, out: str) -> tuple[list[str], str, list[dict]]:
+    """(paths for Spark, format, fingerprints).
+
+    Input on this machine is resolved as the local engine resolves it, and
+    handed to Spark as file: URIs. Anything else (a URI, or a path on the
+    cluster's default file system) goes to Spark as given.
+    """
+    if is_remote(input) or not exists_here(input):
         fmt = input_format or format_of(input.rstrip("/*"))
         if fmt is None:
             raise ScoreInputError(f"{input}: cannot tell the format from the name; pass --input-format")
         return [input], fmt, [{"path": input}]
-    inputs = resolve_inputs(input, input_format)
-    return [str(p) for p in inputs.files], inputs.format, [fingerprint(p) for p in inputs.files]
+    exclude = None if is_remote(out) else Path(out.removeprefix("file://"))
+    inputs = resolve_inputs(input, input_format, exclude=exclude)
+    # "file:" + the plain path, not Path.as_uri(): Hadoop's Path escapes the string itself.
+    return [f"file:{p}" for p in inputs.files], inputs.format, [fingerprint(p) for p in inputs.files]
 
 
 def read_input(spark, paths: list[str], fmt: str, text_column: str, id_column: str | None):
     """The input as a DataFrame of the text, the id (if named) and where each row comes from."""
+    from pyspark.errors import AnalysisException
     from pyspark.sql import functions as F
 
+    try:
+        return _read_input(spark, F, paths, fmt, text_column, id_column)
+    except AnalysisException as exc:  # e.g. [PATH_NOT_FOUND]
+        raise ScoreInputError(f"Spark cannot read {', '.join(paths[:3])}: {str(exc).splitlines()[0]}") from None
+
+
+def _read_input(spark, F, paths, fmt, text_column, id_column):
     if fmt in ("text", "jsonl"):
         if fmt == "text" and id_column:
             raise ScoreInputError("plain text input has no columns: its ids are line numbers; drop --id-column")
@@ -290,9 +305,7 @@ def run_spark(input: str, spec: ModelSpec, out: str, *, text_column: str, id_col
     from pyspark.sql import functions as F
 
     started = time.perf_counter()
-    paths, fmt, inputs = _input_paths(input, input_format)
-    if not is_remote(out):
-        out = str(Path(out.removeprefix("file://")).resolve())
+    paths, fmt, inputs = _input_paths(input, input_format, out)
     settings = Settings("spark", fmt, text_column, id_column, "parquet", 0)
     record = job_record(settings, inputs, spec)
     session, created = (spark, False) if spark is not None else spark_session(master, quiet)
@@ -302,7 +315,7 @@ def run_spark(input: str, spec: ModelSpec, out: str, *, text_column: str, id_col
         names = folder.names()
         if JOB_FILE in names:
             old = parse_json(folder.read_text(JOB_FILE), f"{out}/{JOB_FILE}", ScoreOutputError)
-            check_restart(Path(out), old, record)
+            check_restart(out, old, record)
             if SUCCESS_FILE in names and SUMMARY_FILE in names:
                 log.info("%s: already complete, nothing to do", out)
                 summary = parse_json(folder.read_text(SUMMARY_FILE), f"{out}/{SUMMARY_FILE}", ScoreOutputError)
@@ -324,7 +337,9 @@ def run_spark(input: str, spec: ModelSpec, out: str, *, text_column: str, id_col
             id_type = "int64" if isinstance(df.schema["_id"].dataType, IntegralType) else "string"
         else:
             id_type = "string" if id_column else "int64"
+        counting_started = time.perf_counter()
         offsets = split_offsets(df) if fmt != "parquet" else {}
+        counting = time.perf_counter() - counting_started
         schema = (f"id {'bigint' if id_type == 'int64' else 'string'}, source string, label string, "
                   f"p_positive double, error string")
         scored = df.mapInPandas(score_partitions(shipped, fmt, text_column, id_column, id_type, offsets), schema)
@@ -346,7 +361,7 @@ def run_spark(input: str, spec: ModelSpec, out: str, *, text_column: str, id_col
             "negative": rows - errors - positive,
             "parts": sum(1 for n in folder.names() if n.startswith("part-")),
             "seconds": round(seconds, 3), "seconds_startup": round(startup, 3),
-            "seconds_scoring": round(scoring, 3),
+            "seconds_counting_lines": round(counting, 3), "seconds_scoring": round(scoring, 3),
             "rows_per_s": round(rows / seconds, 1) if seconds > 0 else None,
             "model": spec.describe(),
         }

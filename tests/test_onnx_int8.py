@@ -13,7 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 from sentilite.export.errors import ConversionError
 from sentilite.export.onnx_int8 import (
     DENSE_PRODUCT, H_LAST, H_PREV, INPUT_PRODUCT, RECURRENT_PRODUCT, QParams, Range, build_int8, build_scan_graph,
-    calibrate, check_matmuls_quantized, gather_int8_rows, insert_qdq, quantize_weights, symmetric_int8,
+    calibrate, check_matmuls_quantized, gather_int8_rows, insert_qdq, quantize_weights, scan_body, symmetric_int8,
 )
 from sentilite.export.registry import ExportContext
 from sentilite.export.to_onnx import describe_onnx, export_onnx
@@ -74,6 +74,7 @@ def session(model: onnx.ModelProto, optimized_path=None, optimize=True):
     """An onnxruntime session; ``optimize=False`` runs the graph as written (no fusions), to check its arithmetic."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
+    options.log_severity_level = 3  # saving the optimized graph warns that it is machine-specific
     if not optimize:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     if optimized_path:
@@ -211,8 +212,8 @@ def test_insert_qdq_quantizes_only_what_the_named_readers_see():
     nodes = [helper.make_node("Tanh", ["x"], ["h"], name="tanh"),
              helper.make_node("MatMul", ["h", "w"], ["product"], name="matmul"),
              helper.make_node("Add", ["h", "h"], ["doubled"], name="add")]
-    model = one_graph(nodes, [floats("x", "n", 4)], [floats("product", "n", 2), floats("doubled", "n", 4), floats("h", "n", 4)],
-                      [numpy_helper.from_array(w, "w")])
+    outputs = [floats("product", "n", 2), floats("doubled", "n", 4), floats("h", "n", 4)]
+    model = one_graph(nodes, [floats("x", "n", 4)], outputs, [numpy_helper.from_array(w, "w")])
     params = QParams.for_range(Range(-1.0, 1.0))
     insert_qdq(model.graph, "h", params, into=("MatMul",))
     onnx.checker.check_model(model, full_check=True)
@@ -270,6 +271,12 @@ def test_gather_int8_rows_leaves_a_per_row_scale_alone():
 def test_a_float_matmul_left_in_the_scan_body_is_refused_by_name():
     with pytest.raises(ConversionError, match="recurrence/recurrent_product"):
         check_matmuls_quantized(build_scan_graph(tiny_context("gru")))
+
+
+def test_a_graph_without_the_recurrence_scan_is_refused():
+    model = one_graph([helper.make_node("Relu", ["x"], ["y"], name="relu")], [floats("x", 3)], [floats("y", 3)], [])
+    with pytest.raises(ConversionError, match="one Scan node 'recurrence', found 0"):
+        scan_body(model)
 
 
 # -- the whole int8 file ------------------------------------------------------------------------------------

@@ -323,6 +323,7 @@ def test_check_loop_types_catches_a_half_rewritten_loop(raw_int8):
         tg.check_loop_types(model)
 
 
+@pytest.mark.filterwarnings("ignore:Statistics for quantized inputs")
 def test_a_converter_that_reads_the_state_in_the_condition_is_refused():
     """A tf.while_loop whose condition reads the float state: the converter's own graph, not a tampered one."""
     import tensorflow as tf

@@ -40,6 +40,10 @@ REVIEWS_PER_CLASS = 12_500  # in each split of the official archive
 # Extraction caps: the official archive unpacks to ~0.5 GB in ~100,000 files (with train/unsup/).
 MAX_EXTRACT_BYTES = 2 << 30
 MAX_EXTRACT_MEMBERS = 200_000
+# A long member name or pax header: tarfile reads it whole; real ones are a few hundred bytes.
+MAX_TAR_HEADER_BYTES = 1 << 20
+# One review; the longest in the archive is ~14 KB.
+MAX_REVIEW_BYTES = 1 << 20
 log = logging.getLogger("sentilite.data")
 _MEMBER = re.compile(r"(?:^|/)aclImdb/(train|test)/(pos|neg)/(\d+)_(\d+)\.txt$")
 
@@ -159,40 +163,23 @@ def extract_archive(archive: str | os.PathLike, dest_dir: str | os.PathLike) -> 
 
     Only regular files and folders inside the target are accepted: absolute
     names, ``..``, links and devices fail the whole extraction, and so do
-    more than MAX_EXTRACT_MEMBERS members or MAX_EXTRACT_BYTES of content.
-    Where the standard library has extraction filters (3.12, 3.11.4+), the
-    ``data`` filter checks every member once more. A failed extraction
+    more than MAX_EXTRACT_MEMBERS members, more than MAX_EXTRACT_BYTES of
+    content, or a long-name/pax header over MAX_TAR_HEADER_BYTES (tarfile
+    would read it whole into memory). Where the standard library has
+    extraction filters (3.12, 3.11.4+, 3.10.12+), members are extracted with
+    ``filter="data"``, which checks each one once more. A failed extraction
     leaves nothing behind (it happens in a temporary folder).
     """
     archive, dest_dir = Path(archive), Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
     target = dest_dir / "aclImdb"
     staging = Path(tempfile.mkdtemp(prefix=".aclImdb.", suffix=".partial", dir=dest_dir))
-    data_filter = getattr(tarfile, "data_filter", None)
     try:
         with _open_tar(archive) as tar:
             try:
-                members, total = 0, 0
-                for member in tar:
-                    members += 1
-                    total += max(member.size, 0)
-                    if members > MAX_EXTRACT_MEMBERS or total > MAX_EXTRACT_BYTES:
-                        raise DatasetError(f"{archive}: more than {MAX_EXTRACT_MEMBERS:,} members or "
-                                           f"{MAX_EXTRACT_BYTES >> 20:,} MB: not the IMDB archive, refusing it")
+                for member in _capped_members(tar, archive):
                     _check_member(member, archive)
-                    if data_filter is not None:
-                        try:
-                            data_filter(member, str(staging))
-                        except tarfile.FilterError as exc:
-                            raise DatasetError(f"{archive}: refusing to extract {member.name!r} ({exc})") from None
-                    if member.isdir():
-                        (staging / member.name).mkdir(parents=True, exist_ok=True)
-                        continue
-                    dest = staging / member.name
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    src = tar.extractfile(member)
-                    with src, open(dest, "wb") as out:
-                        shutil.copyfileobj(src, out)
+                    _extract_member(tar, member, staging, archive)
             except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
                 raise DatasetError(f"{archive}: corrupt or truncated archive ({exc})") from None
         extracted = staging / "aclImdb"
@@ -207,6 +194,39 @@ def extract_archive(archive: str | os.PathLike, dest_dir: str | os.PathLike) -> 
     return target
 
 
+def _capped_members(tar: tarfile.TarFile, archive: Path):
+    """The archive's members, one at a time, stopping at the member-count and total-size caps."""
+    members, total = 0, 0
+    for member in tar:
+        members += 1
+        total += max(member.size, 0)
+        if members > MAX_EXTRACT_MEMBERS:
+            raise DatasetError(f"{archive}: more than {MAX_EXTRACT_MEMBERS:,} members: not the IMDB archive, "
+                               f"refusing it")
+        if total > MAX_EXTRACT_BYTES:
+            raise DatasetError(f"{archive}: more than {MAX_EXTRACT_BYTES:,} bytes of content: not the IMDB "
+                               f"archive, refusing it")
+        yield member
+
+
+def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, staging: Path, archive: Path) -> None:
+    if hasattr(tarfile, "data_filter"):
+        try:
+            tar.extract(member, staging, filter="data")
+        except tarfile.FilterError as exc:
+            raise DatasetError(f"{archive}: refusing to extract {member.name!r} ({exc})") from None
+        return
+    # No extraction filters (Python < 3.11.4): _check_member has refused everything but plain
+    # files and folders inside the target; copy the content without the archive's modes.
+    dest = staging / member.name
+    if member.isdir():
+        dest.mkdir(parents=True, exist_ok=True)
+        return
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tar.extractfile(member) as src, open(dest, "wb") as out:
+        shutil.copyfileobj(src, out)
+
+
 def _check_member(member: tarfile.TarInfo, archive: Path) -> None:
     name = member.name
     if not (member.isfile() or member.isdir()):
@@ -217,9 +237,31 @@ def _check_member(member: tarfile.TarInfo, archive: Path) -> None:
         raise DatasetError(f"{archive}: refusing to extract {name!r}: it escapes the target folder")
 
 
+class _OversizedHeader(tarfile.TarError):
+    """Not a ReadError: tarfile.open would take that for a wrong compression and try the next one."""
+
+
+class _CappedTarInfo(tarfile.TarInfo):
+    """A TarInfo that refuses long-name and pax headers over MAX_TAR_HEADER_BYTES.
+
+    tarfile reads such a header's whole content into memory before it
+    yields the member it describes, so a small gzip of one huge pax header
+    would otherwise cost gigabytes before any cap above could see it.
+    """
+
+    def _proc_member(self, tarfile_):
+        if self.type in _NAME_HEADER_TYPES and self.size > MAX_TAR_HEADER_BYTES:
+            raise _OversizedHeader(f"a tar header of {self.size:,} bytes (over {MAX_TAR_HEADER_BYTES:,})")
+        return super()._proc_member(tarfile_)
+
+
+_NAME_HEADER_TYPES = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE,
+                      tarfile.SOLARIS_XHDTYPE)
+
+
 def _open_tar(archive: Path) -> tarfile.TarFile:
     try:
-        return tarfile.open(archive, mode="r:*")
+        return tarfile.open(archive, mode="r:*", tarinfo=_CappedTarInfo)
     except FileNotFoundError:
         raise DatasetError(f"{archive}: archive not found") from None
     except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
@@ -315,10 +357,13 @@ def _read_tar(archive: Path) -> list[tuple]:
     rows = []
     with _open_tar(archive) as tar:
         try:
-            for member in tar:
+            for member in _capped_members(tar, archive):
                 match = _MEMBER.search(member.name)
                 if not match or not member.isfile():
                     continue
+                if member.size > MAX_REVIEW_BYTES:
+                    raise DatasetError(f"{archive}: {member.name} is {member.size:,} bytes; an IMDB review is "
+                                       f"under {MAX_REVIEW_BYTES:,}")
                 handle = tar.extractfile(member)
                 text = handle.read().decode("utf-8", errors="replace")
                 split, cls, rid, rating = match.groups()

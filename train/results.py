@@ -25,9 +25,10 @@ def results_table(folder: str) -> str:
     """One row per trained model folder: its size, test accuracy, short texts and each branch alone."""
     root = Path(folder)
     rows = []
-    baseline = None
+    baseline, reviews = None, set()
     for metrics_file in sorted(root.glob("*/metrics.json")):
         m = _read(metrics_file)
+        reviews.add(f"{m.get('test_reviews', 0):,}")
         if m.get("name") == "tfidf-logreg":  # the reference model (train.baseline): its own row, last
             baseline = m
             continue
@@ -62,7 +63,7 @@ def results_table(folder: str) -> str:
     if not rows:
         raise ModelFileError(f"{root}: no trained model folders (*/metrics.json) found")
     header = (
-        "| cell | preset | size | weights | test accuracy (25,000 reviews) | last 10 / 20 / 40 words | "
+        f"| cell | preset | size | weights | test accuracy ({' / '.join(sorted(reviews)) or '-'} reviews) | last 10 / 20 / 40 words | "
         "n-gram branch alone | cell alone | validation | epochs | train s | command |\n"
         "|---|---|---|---|---|---|---|---|---|---|---|---|"
     )

@@ -142,7 +142,7 @@ def confined_path(folder: Path, name, source: str, error: type[Exception]) -> Pa
     (/dev/zero never ends) is refused before anything reads it.
     """
     shown = repr(name) if len(repr(name)) <= 80 else repr(name)[:77] + "..."
-    if not isinstance(name, str) or not name or "\x00" in name:
+    if not isinstance(name, str) or not name or "\x00" in name or len(name.encode("utf-8", "replace")) > 255:
         raise error(f"{source}: file entry {shown} is not a file name")
     candidate = Path(name)
     if candidate.is_absolute() or candidate.drive or any(part in ("..", ".", "") for part in candidate.parts) \
@@ -160,3 +160,34 @@ def confined_path(folder: Path, name, source: str, error: type[Exception]) -> Pa
         if not stat.S_ISREG(mode):
             raise error(f"{source}: file entry {shown} is not a regular file")
     return path
+
+
+def read_file_limited(path: str | os.PathLike, limit: int, error: type[Exception], *, kind: str = "file",
+                      missing: str | None = None) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes; anything else is ``error`` naming the path.
+
+    A FIFO or device is refused before it is opened (a read could block or
+    never end), and at most ``limit + 1`` bytes are read, so a file that
+    grows while it is read cannot exhaust memory.
+    """
+    path = Path(path)
+    try:
+        status = path.stat()
+        if stat.S_ISDIR(status.st_mode):
+            raise error(f"{path}: is a folder, expected a {kind}")
+        if not stat.S_ISREG(status.st_mode):
+            raise error(f"{path}: is not a regular file")
+        if status.st_size > limit:
+            raise error(f"{path}: {status.st_size:,} bytes is over the {limit:,}-byte limit for a {kind}")
+        with open(path, "rb") as handle:
+            # read(n) allocates n bytes up front: ask for what the file holds, plus one to see it grow
+            data = handle.read(status.st_size + 1)
+    except FileNotFoundError:
+        raise error(missing or f"{path}: {kind} not found") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot read ({exc.strerror})") from None
+    if len(data) > limit:
+        raise error(f"{path}: over the {limit:,}-byte limit for a {kind}")
+    if not data:
+        raise error(f"{path}: {kind} is empty")
+    return data
