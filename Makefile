@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
-mediapipe-client: $(MEDIAPIPE_STAMP) ## the MediaPipe and NLClassifier clients in $(MEDIAPIPE_VENV), for model.mediapipe.tflite
+mediapipe-client: $(MEDIAPIPE_STAMP) ## .venv-mediapipe: MediaPipe and NLClassifier, to check model.mediapipe.tflite
 
 # NLClassifier needs the system library libusb-1.0; without it (or without root) its checks are skipped.
 $(MEDIAPIPE_STAMP): export/mediapipe_client.py

@@ -180,6 +180,8 @@ def run_bench(root: str | os.PathLike, config: BenchConfig = BenchConfig(), data
                          best[1], tp1, None, cold, rss, cold_runs, sizes["keras"]))
         log(f"[bench] {cell} keras: cold start {cold:.2f} s, peak RSS {rss:.0f} MB")
         for artifact in manifest["artifacts"]:
+            if artifact.get("client"):  # made for another client (MediaPipe): the runtime does not load it
+                continue
             file = folder / artifact["file"]
             backend = {"onnx": "onnxruntime", "tflite": "litert", "numpy": "numpy"}[artifact["format"]]
             model = load(file, backend=backend, batch_size=1, num_threads=1)

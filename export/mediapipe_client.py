@@ -55,17 +55,21 @@ def setup(folder: Path, quiet: bool = False) -> dict:
     libusb-1.0-0``); without it tflite-support installs but does not import,
     and the stamp says so.
     """
+    python = str(venv_python(folder))
     stamp = read_stamp(folder)
-    if stamp and stamp.get("requirements") == list(CLIENT_REQUIREMENTS) and venv_python(folder).exists():
+    if stamp and stamp.get("requirements") == list(CLIENT_REQUIREMENTS) and Path(python).exists():
+        if stamp.get("nlclassifier_missing", "").startswith("tflite-support does not import") \
+                and _task_library_imports(python):  # libusb-1.0 installed since
+            stamp["engines"] = list(ENGINES)
+            del stamp["nlclassifier_missing"]
+            (folder / STAMP_FILE).write_text(json.dumps(stamp, indent=1) + "\n")
         return stamp
     started = time.time()
     venv.EnvBuilder(with_pip=True, clear=True).create(folder)
-    python = str(venv_python(folder))
     pip = [python, "-m", "pip", "install", "--disable-pip-version-check"] + (["-q"] if quiet else [])
     subprocess.run(pip + [MEDIAPIPE_REQUIREMENT], check=True)
     task_library = subprocess.run(pip + [TASK_LIBRARY_REQUIREMENT]).returncode == 0
-    importable = task_library and subprocess.run(
-        [python, "-c", "from tflite_support.task import text"], capture_output=True).returncode == 0
+    importable = task_library and _task_library_imports(python)
     stamp = {"requirements": list(CLIENT_REQUIREMENTS),
              "engines": ["mediapipe"] + (["nlclassifier"] if importable else []),
              "setup_seconds": round(time.time() - started, 1)}
@@ -77,6 +81,10 @@ def setup(folder: Path, quiet: bool = False) -> dict:
         stamp["nlclassifier_missing"] = f"pip could not install {TASK_LIBRARY_REQUIREMENT} for this Python"
     (folder / STAMP_FILE).write_text(json.dumps(stamp, indent=1) + "\n")
     return stamp
+
+
+def _task_library_imports(python: str) -> bool:
+    return subprocess.run([python, "-c", "from tflite_support.task import text"], capture_output=True).returncode == 0
 
 
 def _mediapipe_classifier(model: str):

@@ -68,7 +68,7 @@ MIN_PARSER_VERSION = "1.2.1"
 METADATA_NAME = "TFLITE_METADATA"
 # The client keeps the first L tokens of a text (and pads to L); the graph then reads the last
 # maxlen of them, as the sentilite tokenizer does. L costs the graph nothing but a longer count,
-# so it is set far above any review: the longest of IMDB's 50,000 has 2,470 words.
+# so it is set far above any review: the longest of the 50,000 IMDB reviews has 2,473 words.
 MIN_MOBILE_LENGTH = 8192
 # Bytes kept free under MAX_FILE_BYTES for flatbuffer alignment and the zip's own records.
 SIZE_MARGIN = 1024
@@ -761,8 +761,6 @@ RUNTIME_REFERENCE = "model.int8.tflite"  # the sentilite file the issue compares
 # Label agreement with the runtime's int8 file, and accuracy change against Keras, unless the
 # ValidationConfig has a "mediapipe" entry: the int8 floor, and at least the issue's 0.5 points.
 MIN_ACCURACY_CHANGE = 0.005
-# The NLClassifier check runs on this many test reviews (it is the same tokenizer and interpreter).
-NLCLASSIFIER_REVIEWS = 2000
 # The emulation must give the client's answers; more than this is a broken assumption, not rounding.
 EMULATION_TOLERANCE = 1e-5
 EMULATED = "emulated: the RegexTokenizer and vocab.txt reproduced in Python, the file run by ai-edge-litert"
@@ -779,7 +777,7 @@ def tolerance_for(validation):
 
 
 def check_structure(path: str | os.PathLike, shown_as: str, max_bytes: int = MAX_FILE_BYTES) -> dict:
-    """What the clients require of the file (raises ExportValidationError); returns the input length."""
+    """What the clients require of the file (raises ExportValidationError); returns describe_mediapipe's fields."""
     file = MediapipeFile.read(path)
     info = describe_mediapipe(path)
     problems = []
@@ -869,6 +867,8 @@ def validate_mediapipe(path: Path, shown_as: str, validation, validation_set, te
     from .validate import check_accuracy_change, compare
 
     started = time.time()
+    if any(len(s.texts) != len(s.labels) for s in (validation_set, test_set, *short_sets)):
+        raise ExportValidationError(f"{shown_as}: the MediaPipe check needs the reviews as text (EvaluationSet.texts)")
     info = check_structure(path, shown_as)
     length = info["inputs"][0]["shape"][1]
     tolerance = tolerance_for(validation)
@@ -881,7 +881,7 @@ def validate_mediapipe(path: Path, shown_as: str, validation, validation_set, te
         positive = emulated
     else:
         python, stamp = client
-        result = run_client([path], test_texts, python)
+        result = run_client([path], test_texts, python, engines=stamp.get("engines", ["mediapipe"]))
         positive = result["positive"]["mediapipe"][str(path)]
         engine = f"{stamp['requirements'][0]} TextClassifier ({result['texts_per_second']['mediapipe']:.0f} texts/s)"
         emulation_diff = float(np.max(np.abs(positive - emulated))) if len(positive) else 0.0
@@ -889,11 +889,9 @@ def validate_mediapipe(path: Path, shown_as: str, validation, validation_set, te
             raise ExportValidationError(f"{shown_as}: the emulated client differs from MediaPipe by "
                                         f"{emulation_diff:.3g} on the test reviews: client_tokens no longer "
                                         f"matches the RegexTokenizer")
-        if "nlclassifier" in stamp.get("engines", []):
-            subset = test_texts[:NLCLASSIFIER_REVIEWS]
-            nl = run_client([path], subset, python, engines=("nlclassifier",))["positive"]["nlclassifier"][str(path)]
+        if "nlclassifier" in result["positive"]:  # the TFLite Task Library, against MediaPipe
             nlclassifier = {"engine": f"{stamp['requirements'][1]} NLClassifier",
-                            **compare(positive[: len(subset)], nl)}
+                            **compare(positive, result["positive"]["nlclassifier"][str(path)])}
     test_stats = compare(test_set.keras, positive)
     file_accuracy = accuracy(positive, test_set.labels)
     check_accuracy_change(shown_as, "mediapipe", keras_accuracy, file_accuracy, len(test_set.labels), tolerance)
@@ -924,12 +922,11 @@ def validate_mediapipe(path: Path, shown_as: str, validation, validation_set, te
         "weights": "int8", "activations": "float32",
         "input": {"name": "ids", "dtype": "int32", "shape": [1, length], "variable_length": False,
                   "tokenizer": "RegexTokenizer (metadata)", "padding": "post, moved to the front in the graph"},
-        "validation": {"split": "validation", **compare(validation_set.keras, val_positive), "engine": "emulated",
-                       "tolerance": tolerance.to_dict()},
+        "validation": {"split": "validation", **compare(validation_set.keras, val_positive), "engine": "emulated"},
         "eval": {"split": "test", "n": len(test_set.labels), "accuracy": round(file_accuracy, 6),
                  "agreement": round(test_stats["agreement"], 6), "max_abs_diff": test_stats["max_abs_diff"],
                  "engine": engine, "emulation_max_abs_diff": emulation_diff, "runtime": runtime,
-                 "nlclassifier": nlclassifier,
+                 "nlclassifier": nlclassifier, "tolerance": tolerance.to_dict(),
                  "short_text": {"words": list(SHORT_TEXT_WORDS), "n": len(test_set.labels), "accuracy": short,
                                 "engine": "emulated"}},
     }

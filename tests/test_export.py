@@ -12,8 +12,13 @@ pytestmark = pytest.mark.integration
 CELLS = ("rnn", "lstm", "gru")
 EXPECTED_FILES = sorted(
     [f"model.{p}.{ext}" for ext in ("tflite", "onnx") for p in ("fp32", "fp16", "dynamic-int8", "int8")]
-    + ["model.fp32.npz"]
+    + ["model.fp32.npz", "model.mediapipe.tflite"]
 )
+
+
+def runtime_files(manifest) -> list[dict]:
+    """The files the sentilite runtime loads (not those made for another client)."""
+    return [a for a in manifest["artifacts"] if not a.get("client")]
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -38,7 +43,7 @@ def test_all_files_written_and_listed(exported, cell):
 def test_parity_tolerances_hold_on_real_reviews(exported, cell):
     _, manifest = exported[cell]
     keras_accuracy = manifest["source"]["test_accuracy"]
-    for a in manifest["artifacts"]:
+    for a in runtime_files(manifest):
         ev, val = a["eval"], a["validation"]
         assert ev["n"] == 2000 and ev["split"] == "test"
         assert len(ev["short_text"]["accuracy"]) == 3, a["file"]
@@ -64,7 +69,7 @@ def test_quantized_files_are_small(exported, cell):
     models' whole files are held to the same limits in `make export`'s report.
     """
     _, manifest = exported[cell]
-    size = {(a["format"], a["precision"]): a["bytes"] - a["embedded_metadata_bytes"] for a in manifest["artifacts"]}
+    size = {(a["format"], a["precision"]): a["bytes"] - a["embedded_metadata_bytes"] for a in runtime_files(manifest)}
     for fmt in ("tflite", "onnx"):
         fp32 = size[(fmt, "fp32")]
         assert size[(fmt, "fp16")] <= 0.55 * fp32, (fmt, size)
@@ -87,6 +92,8 @@ def test_onnx_files_are_valid_with_dynamic_batch_and_no_external_data(exported, 
         assert a["opset"]["ai.onnx"] == 17
         if a["precision"] == "dynamic-int8":
             assert {"embedding_gather (Gather)", "ngram_gather (Gather)"} <= set(a["quantized_nodes"]), a["file"]
+        if a["precision"] == "int8":  # static int8: the recurrent product inside the loop is quantized too
+            assert "recurrence/recurrent_product (MatMul)" in a["quantized_nodes"], a["quantized_nodes"]
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -102,7 +109,7 @@ def test_short_rows_give_what_whole_rows_give_on_real_reviews(exported, imdb, ce
     short_reviews = [t for t in imdb.test.texts[300:5000] if len(t.split()) < 80][:150]
     ids = Tokenizer.from_file(folder / "tokenizer.json").encode_batch(imdb.test.texts[:150] + short_reviews)
     assert (ids[:, 0] == 0).mean() > 0.4  # many rows have padding to leave out
-    for a in manifest["artifacts"]:
+    for a in runtime_files(manifest):
         backend = create_backend(a["format"], (folder / a["file"]).read_bytes(), a["file"])
         assert backend.variable_length, a["file"]
         whole = backend.run(ids)
@@ -119,7 +126,7 @@ def test_tflite_files_use_builtin_ops_and_int8_runs_on_integers(exported, cell):
     from sentilite.runtime.flatbuffer import read_tflite_operator_codes
 
     folder, manifest = exported[cell]
-    for a in [a for a in manifest["artifacts"] if a["format"] == "tflite"]:
+    for a in [a for a in runtime_files(manifest) if a["format"] == "tflite"]:
         codes = read_tflite_operator_codes((folder / a["file"]).read_bytes())
         assert all(code != 32 for code, _ in codes), a["file"]  # 32 = CUSTOM (Flex or custom ops)
         assert not any(op.startswith(("Flex", "CUSTOM")) for op in a["ops"]), a["ops"]
@@ -180,7 +187,7 @@ def test_onehot_model_exports_like_the_others(imdb, tmp_path):
     train_model(small_config("rnn", input="onehot", ngrams=False, vocab_size=300), folder, imdb, verbose=0)
     config = ExportConfig(test_reviews=500, precisions=("fp32", "fp16", "dynamic-int8"))
     manifest = export_package(folder, imdb, config, SEED_MODEL_VALIDATION, progress=False)
-    assert len(manifest["artifacts"]) == 7
+    assert len(manifest["artifacts"]) == 8  # 3 TFLite, 3 ONNX, numpy and the MediaPipe file
     for a in manifest["artifacts"]:
         if a["precision"] == "fp32":
             assert a["validation"]["max_abs_diff"] <= 1e-4, a["file"]

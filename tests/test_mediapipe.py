@@ -96,6 +96,8 @@ def test_manifest_records_parity_with_the_runtime_and_keras(exported, cell):
     assert causes["identical"]["reviews"] >= 0.95 * 2000  # the whole vocabulary fits a test model
     if ev["emulation_max_abs_diff"] is not None:  # the real client ran in the export
         assert ev["engine"].startswith("mediapipe==") and ev["emulation_max_abs_diff"] <= mp.EMULATION_TOLERANCE
+        if ev["nlclassifier"] is not None:
+            assert ev["nlclassifier"]["n"] == 2000 and ev["nlclassifier"]["max_abs_diff"] <= 1e-5
 
 
 def test_clients_classify_real_reviews_as_the_sentilite_runtime_does(client, exported, reviews):
