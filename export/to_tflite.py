@@ -47,6 +47,8 @@ from .errors import ConversionError
 # float in dynamic-int8 (an int8 recurrent kernel alone cost a SimpleRNN ~3.5
 # points of label agreement over 200 steps, for at most 16 KB).
 _FLOAT_CHUNK_ELEMENTS = 512
+# Name of the only float tensor in a full-integer file (see _integer_ngram_logit).
+NGRAM_FLOAT_TENSOR = "ngram_sum_to_float"
 # How long the full-integer converter (a child process) may take before it is stopped.
 CONVERSION_TIMEOUT_S = 900
 
@@ -186,7 +188,9 @@ def _integer_ngram_logit(weights: np.ndarray, vocab_size: int, buckets: int, max
         rows, count = _ngram_rows(ids, vocab_size, buckets)
         total = tf.reduce_sum(tf.cast(tf.gather(q_table, rows), tf.int32), axis=1)
         fixed = total * tf.gather(norm, count)
-        return (tf.cast(fixed, tf.float32) * to_float)[:, None]
+        # The one float tensor of the int8 file: the exact sum, turned into a float logit once and
+        # quantized by the next operator (TFLite's QUANTIZE reads no int32).
+        return (tf.cast(fixed, tf.float32, name=NGRAM_FLOAT_TENSOR) * to_float)[:, None]
 
     return ngram
 

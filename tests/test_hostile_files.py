@@ -672,8 +672,11 @@ def resealed(data):  # a damaged file sealed again, as a crafted file would be: 
 
 def damaged_copies(data, mode, count, seed):
     rng = np.random.default_rng(seed)
-    if mode == "flip-any":
+    if mode == "flip-any":  # anywhere but the seal's own key: a file without it claims no seal
         where = np.arange(len(data))
+        at = data.find(sealing.SEAL_KEY.encode())
+        if at >= 0:
+            where = np.concatenate([where[:at], where[at + len(sealing.SEAL_KEY):]])
     elif mode.startswith("flip"):  # flip-tables: every byte that is not a buffer's constant data
         r, root = _root(data)
         keep = np.ones(len(data), bool)

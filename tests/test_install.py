@@ -36,7 +36,9 @@ def _venv_with(tmp_path, extra: str) -> Path:
 
 
 def _predict(python: Path, folder: Path, files: list[str]):
+    # cwd outside the repository: from its root, `import sentilite` would find the source folder, not the install
     result = subprocess.run([str(python), "-c", PREDICT, str(folder), *files], capture_output=True, text=True,
+                            cwd=python.parent,
                             timeout=300, env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
     return result
 
@@ -55,10 +57,12 @@ def test_runtime_alone_predicts(exported, tmp_path, extra, files):
     assert len(lines) == len(files) + 1
     # the command works for what a device needs, and says in one line what the rest would need
     sentilite = python.parent / "sentilite"
-    info = subprocess.run([str(sentilite), "info", str(folder)], capture_output=True, text=True, timeout=120)
+    info = subprocess.run([str(sentilite), "info", str(folder)], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
     assert info.returncode == 0 and "cell gru" in info.stdout, info.stderr
     for command in (["train", "--cell", "gru", "--out", str(tmp_path / "m")], ["export", str(folder)]):
-        refused = subprocess.run([str(sentilite), *command], capture_output=True, text=True, timeout=120)
+        refused = subprocess.run([str(sentilite), *command], capture_output=True, text=True, timeout=120,
+                                 cwd=tmp_path)
         assert refused.returncode == 2, refused.stderr
         assert refused.stderr.strip().splitlines() == [
             f"sentilite {command[0]}: error: `sentilite {command[0]}` needs tensorflow, which is not installed here "
