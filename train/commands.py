@@ -19,6 +19,7 @@ def add_commands(sub) -> None:
     p.add_argument("--train-subset", type=int, help="use only this many training reviews (quick runs)")
     p.add_argument("--seed", type=int, help="override the preset's random seed")
     p.add_argument("--no-ngrams", action="store_true", help="leave out the n-gram branch (the ablation)")
+    _add_set_option(p)
     p.add_argument("--quiet", dest="epoch_lines", action="store_true",
                    help="one line per epoch instead of a progress bar")
     p.set_defaults(func=run_train)
@@ -27,6 +28,7 @@ def add_commands(sub) -> None:
     p.add_argument("--cell", choices=CELLS, required=True)
     p.add_argument("--preset", choices=PRESETS, default="default")
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    _add_set_option(p)
     p.add_argument("--out", required=True, help="folder for one model folder per seed and sweep.json")
     _add_data_options(p)
     p.add_argument("--quiet", dest="epoch_lines", action="store_true",
@@ -56,6 +58,33 @@ def add_commands(sub) -> None:
     p.set_defaults(func=run_results)
 
 
+def _add_set_option(p) -> None:
+    p.add_argument("--set", dest="settings", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                   help="change one setting of the preset, e.g. --set model.window=128 "
+                        "--set training.crops_per_review=0 (VALUE is JSON; repeatable)")
+
+
+def _settings(pairs: list[str]) -> dict:
+    """--set section.field=value pairs -> {section: {field: value}}; values are JSON (strings may be bare)."""
+    import json
+
+    from sentilite.shared.errors import ConfigError
+
+    out: dict = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        section, dot, field = name.partition(".")
+        if not sep or not dot or section not in ("tokenizer", "model", "training") or not field:
+            raise ConfigError(f"--set {pair!r}: expected SECTION.FIELD=VALUE with SECTION one of "
+                              "tokenizer, model, training")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        out.setdefault(section, {})[field] = value
+    return out
+
+
 def _add_data_options(p) -> None:
     p.add_argument("--data", help="IMDB folder or .tar.gz (default: $IMDB_DATA, else the cache/download)")
     p.add_argument("--allow-incomplete", action="store_true",
@@ -72,7 +101,19 @@ def _config(args):
             training[field] = getattr(args, option)
     if getattr(args, "no_ngrams", False):
         model["ngram_buckets"] = 0
-    return config.replace(training=training, model=model) if training or model else config
+    if training or model:
+        config = config.replace(training=training, model=model)
+    settings = _settings(getattr(args, "settings", []))
+    if settings:
+        import dataclasses
+
+        from sentilite.shared.config import dataclass_from_dict
+
+        config = config.replace(**{
+            section: dataclass_from_dict(type(getattr(config, section)),
+                                         {**dataclasses.asdict(getattr(config, section)), **values}, f"--set {section}")
+            for section, values in settings.items()})
+    return config
 
 
 def run_train(args) -> int:

@@ -232,8 +232,10 @@ def fit_ngram_branch(config: RunConfig, splits: EncodedSplits, x_fit, y_fit, x_v
     reviews_fit[: len(splits.y_fit)] = True
     weights, bias = fit_ngram_weights(m_fit, y_fit, c, ratio_rows=reviews_fit)
     val_logits = ngram_logits(m_val, weights, bias)
-    log.info("n-gram branch: fitted on %d rows (%.0f s); validation accuracy %.4f", len(y_fit),
-             time.time() - started, accuracy(1 / (1 + np.exp(-val_logits)), y_val))
+    n_val = len(splits.y_val)
+    log.info("n-gram branch: fitted on %d rows (%.0f s); validation accuracy %.4f on reviews, %.4f on their crops",
+             len(y_fit), time.time() - started, accuracy(1 / (1 + np.exp(-val_logits[:n_val])), y_val[:n_val]),
+             accuracy(1 / (1 + np.exp(-val_logits[n_val:])), y_val[n_val:]) if len(y_val) > n_val else float("nan"))
     import scipy.sparse as sp
 
     reviews_val = np.zeros(len(y_val), bool)
