@@ -73,10 +73,13 @@ def _ratio(r: dict) -> str:
 
 
 def write_report(root: str | os.PathLike) -> Path:
+    from sentilite.train.baseline import read_baseline
+
     root = Path(root)
     rows = collect_rows(root)
-    atomic_write_json(root / PARITY_FILE, {"rows": rows})
-    _charts(rows, root)
+    baseline = read_baseline(root / "baseline")
+    atomic_write_json(root / PARITY_FILE, {"rows": rows, "reference": baseline})
+    _charts(rows, root, baseline)
     lines = [
         "# sentilite export report",
         "",
@@ -97,11 +100,15 @@ def write_report(root: str | os.PathLike) -> Path:
         precision = r["precision"] + (f" ({r['client']})" if r["client"] else "")
         lines.append(f"| {r['cell']} | {r['format']} | {precision} | `{r['file']}` | {size} | {_ratio(r)} | "
                      f"{r['accuracy']:.4f} | {short} | {r['agreement']:.4%} | {r['max_abs_diff']:.2g} | {r['n']:,} |")
+    if baseline is not None:
+        short = " / ".join(f"{a:.4f}" for a in baseline["short_text"]["accuracy"])
+        lines += ["", f"Reference ({baseline['model']}, `sentilite baseline`): test accuracy "
+                      f"{baseline['test_accuracy']:.4f}; last 10 / 20 / 40 words {short}."]
     lines += ["", f"![accuracy]({ACCURACY_CHART})", "", f"![size]({SIZE_CHART})", ""]
     return atomic_write_text(root / REPORT_FILE, "\n".join(lines))
 
 
-def _charts(rows: list[dict], root: Path) -> None:
+def _charts(rows: list[dict], root: Path, baseline: dict | None = None) -> None:
     cells = sorted({r["cell"] for r in rows}, key=lambda c: CELL_ORDER.index(c) if c in CELL_ORDER else 9)
     variants = [("keras", "fp32", None)]
     for f in ("tflite", "onnx", "numpy"):
@@ -117,9 +124,11 @@ def _charts(rows: list[dict], root: Path) -> None:
             return match[0][metric] if match else None
         return get
 
-    accs = [r["accuracy"] for r in rows]
+    accs = [r["accuracy"] for r in rows] + ([baseline["test_accuracy"]] if baseline else [])
+    reference = (baseline["test_accuracy"], "TF-IDF reference") if baseline else None
     grouped_bars(root / ACCURACY_CHART, cells, variants, value("accuracy"), ylabel="test accuracy",
                  title="test accuracy of every exported file (IMDB test reviews)", legend_title="cell",
-                 ylim=(max(0.0, min(accs) - 0.03), min(1.0, max(accs) + 0.02)), category_labels=labels)
+                 ylim=(max(0.0, min(accs) - 0.03), min(1.0, max(accs) + 0.02)), category_labels=labels,
+                 reference=reference)
     grouped_bars(root / SIZE_CHART, cells, variants, value("bytes"), ylabel="file size (bytes)", log=True,
                  title="file size by format and precision", legend_title="cell", category_labels=labels)

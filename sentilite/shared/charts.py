@@ -8,8 +8,12 @@ from pathlib import Path
 
 def grouped_bars(path: Path, groups: Sequence[str], categories: Sequence[str], value, *, ylabel: str, title: str,
                  log: bool = False, ylim: tuple[float, float] | None = None, legend_title: str = "",
-                 category_labels: Sequence[str] | None = None) -> Path:
-    """One bar per (category, group); ``value(group, category)`` gives its height or None (no bar)."""
+                 category_labels: Sequence[str] | None = None,
+                 reference: tuple[float, str] | None = None) -> Path:
+    """One bar per (category, group); ``value(group, category)`` gives its height or None (no bar).
+
+    ``reference``: (height, label) of a dashed line across the chart, e.g. a baseline's score.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -23,6 +27,8 @@ def grouped_bars(path: Path, groups: Sequence[str], categories: Sequence[str], v
         heights = [value(group, c) for c in categories]
         heights = [math.nan if h is None else h for h in heights]
         ax.bar(x + (i - (len(groups) - 1) / 2) * width, heights, width, label=group)
+    if reference is not None:
+        ax.axhline(reference[0], color="0.3", linestyle="--", linewidth=1, label=reference[1])
     ax.set_xticks(x, list(category_labels or categories), fontsize=8)
     ax.set_ylabel(ylabel)
     if log:
