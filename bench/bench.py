@@ -7,6 +7,7 @@ shared machine are noisy, ratios much less so.
 from __future__ import annotations
 
 import importlib.metadata as md
+import logging
 import os
 import platform
 import re
@@ -129,7 +130,7 @@ def run_bench(root: str | os.PathLike, config: BenchConfig = BenchConfig(), data
     from sentilite.train.model import load_keras_model
 
     root = Path(root)
-    log = (lambda m: print(m, file=sys.stderr, flush=True)) if progress else (lambda m: None)
+    log = logging.getLogger("sentilite.bench").info if progress else (lambda m: None)
     try:  # one thread, like the runtime rows; impossible once TensorFlow has run in this process
         tf.config.threading.set_intra_op_parallelism_threads(1)
         tf.config.threading.set_inter_op_parallelism_threads(1)
@@ -169,7 +170,7 @@ def run_bench(root: str | os.PathLike, config: BenchConfig = BenchConfig(), data
             for t in texts[: config.warmup_reviews // 5 + 1]:
                 fn([t])
             lat = _latencies(lambda t, fn=fn: fn([t]), texts[config.warmup_reviews: config.warmup_reviews + n])
-            log(f"[bench] {cell} keras {path_name}: p50 {np.median(lat):.2f} ms over {len(lat)} reviews")
+            log(f"{cell} keras {path_name}: p50 {np.median(lat):.2f} ms over {len(lat)} reviews")
             if best is None or np.median(lat) < np.median(best[1]):
                 best = (path_name, lat)
         tp1 = _throughput(keras_call, texts[: config.throughput_reviews], config.throughput_batch)
@@ -178,7 +179,7 @@ def run_bench(root: str | os.PathLike, config: BenchConfig = BenchConfig(), data
                                            config.cold_start_runs)
         rows.append(_row(cell, "keras", "fp32", best[0], (folder / manifest["source"]["file"]).stat().st_size,
                          best[1], tp1, None, cold, rss, cold_runs, sizes["keras"]))
-        log(f"[bench] {cell} keras: cold start {cold:.2f} s, peak RSS {rss:.0f} MB")
+        log(f"{cell} keras: cold start {cold:.2f} s, peak RSS {rss:.0f} MB")
         for artifact in manifest["artifacts"]:
             if artifact.get("client"):  # made for another client (MediaPipe): the runtime does not load it
                 continue
@@ -203,7 +204,7 @@ def run_bench(root: str | os.PathLike, config: BenchConfig = BenchConfig(), data
                              tp_all, cold, rss, cold_runs, sizes[backend]))
             rows[-1].update(skips_padding=bool(skips_padding),
                             latency_ms_p50_whole_rows=round(float(np.median(lat_whole)), 4))
-            log(f"[bench] {cell} {artifact['file']}: p50 {np.median(lat):.3f} ms, {tp1:.0f}/s, cold {cold:.2f} s")
+            log(f"{cell} {artifact['file']}: p50 {np.median(lat):.3f} ms, {tp1:.0f}/s, cold {cold:.2f} s")
     result = {
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                     "cpus": os.cpu_count(), "python": platform.python_version()},

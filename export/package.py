@@ -154,7 +154,7 @@ def export_package(model_dir: str | os.PathLike, data: ImdbData | str | os.PathL
             started = time.time()
             metadata = embedded_metadata(tokenizer_bytes, run_config.model, precision, exporter.format, LABELS,
                                          tokenizer.config.maxlen, tokenizer.config.vocab_size, run_config.name)
-            exporter.write(context, precision, path, metadata)
+            exporter.write(context, precision, path, metadata=metadata)
             artifact = {"file": name, "format": exporter.format, "precision": precision}
             if exporter.client:
                 artifact["client"] = exporter.client

@@ -6,7 +6,7 @@ how it was written.
 """
 from __future__ import annotations
 
-import os
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +38,7 @@ class Exporter:
     format: str  # the runtime format that loads the file: onnx, tflite, numpy
     suffix: str
     precisions: tuple[str, ...]
-    write: Callable[[ExportContext, str, Path, dict], None]  # (context, precision, path, metadata)
+    write: Callable[..., None]  # (context, precision, path, *, metadata)
     describe: Callable[[Path], dict]
     # A file made for another client (e.g. MediaPipe's TextClassifier) rather than the sentilite runtime.
     client: str | None = None
@@ -53,58 +53,13 @@ class Exporter:
         return f"model.{precision}.{self.suffix}"
 
 
-def _onnx_write(ctx: ExportContext, precision: str, path: Path, metadata: dict) -> None:
-    from .to_onnx import export_onnx
+def _lazy(module: str, function: str) -> Callable:
+    """``sentilite.export.<module>.<function>``, imported when first called: the registry imports no TensorFlow."""
+    def call(*args, **kwargs):
+        return getattr(importlib.import_module(f"sentilite.export.{module}"), function)(*args, **kwargs)
 
-    export_onnx(ctx, precision, path, metadata=metadata)
-
-
-def _onnx_describe(path: Path) -> dict:
-    from .to_onnx import describe_onnx
-
-    return describe_onnx(path)
-
-
-def _tflite_write(ctx: ExportContext, precision: str, path: Path, metadata: dict) -> None:
-    from .to_tflite import export_tflite
-
-    export_tflite(ctx, precision, path, metadata=metadata)
-
-
-def _tflite_describe(path: Path) -> dict:
-    from .to_tflite import describe_tflite
-
-    return describe_tflite(path)
-
-
-def _numpy_write(ctx: ExportContext, precision: str, path: Path, metadata: dict) -> None:
-    from .to_numpy import export_numpy
-
-    export_numpy(ctx.weights, path, metadata=metadata)
-
-
-def _numpy_describe(path: Path) -> dict:
-    from .to_numpy import describe_numpy
-
-    return describe_numpy(path)
-
-
-def _mediapipe_write(ctx: ExportContext, precision: str, path: Path, metadata: dict) -> None:
-    from .to_mediapipe import export_mediapipe
-
-    export_mediapipe(ctx, precision, path, metadata=metadata)
-
-
-def _mediapipe_describe(path: Path) -> dict:
-    from .to_mediapipe import describe_mediapipe
-
-    return describe_mediapipe(path)
-
-
-def _mediapipe_validate(*args) -> dict:
-    from .to_mediapipe import validate_mediapipe
-
-    return validate_mediapipe(*args)
+    call.__qualname__ = call.__name__ = f"{module}.{function}"
+    return call
 
 
 EXPORTERS: dict[str, Exporter] = {}
@@ -119,11 +74,14 @@ def register(exporter: Exporter) -> Exporter:
     return exporter
 
 
-register(Exporter("tflite", "tflite", PRECISIONS, _tflite_write, _tflite_describe))
-register(Exporter("onnx", "onnx", PRECISIONS, _onnx_write, _onnx_describe))
-register(Exporter("numpy", "npz", ("fp32",), _numpy_write, _numpy_describe))
-register(Exporter("tflite", "tflite", ("int8",), _mediapipe_write, _mediapipe_describe, client="mediapipe",
-                  validate=_mediapipe_validate))
+register(Exporter("tflite", "tflite", PRECISIONS, _lazy("to_tflite", "export_tflite"),
+                  _lazy("to_tflite", "describe_tflite")))
+register(Exporter("onnx", "onnx", PRECISIONS, _lazy("to_onnx", "export_onnx"), _lazy("to_onnx", "describe_onnx")))
+register(Exporter("numpy", "npz", ("fp32",), _lazy("to_numpy", "export_numpy_file"),
+                  _lazy("to_numpy", "describe_numpy")))
+register(Exporter("tflite", "tflite", ("int8",), _lazy("to_mediapipe", "export_mediapipe"),
+                  _lazy("to_mediapipe", "describe_mediapipe"), client="mediapipe",
+                  validate=_lazy("to_mediapipe", "validate_mediapipe")))
 
 FORMATS = tuple(EXPORTERS)
 

@@ -96,15 +96,13 @@ def _rename_input(graph, old: int, new: int) -> None:
     graph.outputs = [new if i == old else i for i in graph.outputs]
 
 
-def _quantize_code(model) -> int:
-    """Index of the QUANTIZE operator code, added when the model has none."""
-    schema = _schema()
-    want = schema.BuiltinOperator.QUANTIZE
+def operator_code_index(model, builtin: int, version: int = 1) -> int:
+    """Index of the model's operator code for ``builtin``, added (at ``version``) when it has none."""
     for i, code in enumerate(model.operatorCodes):
-        if max(code.builtinCode, code.deprecatedBuiltinCode) == want:
+        if max(code.builtinCode, code.deprecatedBuiltinCode) == builtin:
             return i
-    code = schema.OperatorCodeT()
-    code.builtinCode, code.deprecatedBuiltinCode, code.version = want, min(want, 127), 1
+    code = _schema().OperatorCodeT()
+    code.builtinCode, code.deprecatedBuiltinCode, code.version = builtin, min(builtin, 127), version
     model.operatorCodes.append(code)
     return len(model.operatorCodes) - 1
 
@@ -112,7 +110,7 @@ def _quantize_code(model) -> int:
 def _make_quantize(model, op) -> None:
     """Turn ``op`` into a QUANTIZE (integer in: a requantization to its output's scale)."""
     schema = _schema()
-    op.opcodeIndex = _quantize_code(model)
+    op.opcodeIndex = operator_code_index(model, schema.BuiltinOperator.QUANTIZE)
     op.builtinOptionsType = schema.BuiltinOptions.QuantizeOptions
     op.builtinOptions = schema.QuantizeOptionsT()
 

@@ -56,6 +56,7 @@ from sentilite.runtime.tokenizer import OOV_ID, PAD_ID, Tokenizer, normalize_tex
 from sentilite.shared.files import atomic_write_bytes, sha256_bytes
 
 from .errors import ConversionError, ExportValidationError
+from .tflite_graph import operator_code_index
 
 log = logging.getLogger("sentilite.export")
 
@@ -350,13 +351,7 @@ def quantize_weights(model_bytes: bytes) -> bytes:
     op = schema.BuiltinOperator
 
     def opcode_index(builtin: int) -> int:
-        for index, code in enumerate(model.operatorCodes):
-            if max(code.builtinCode, code.deprecatedBuiltinCode) == builtin:
-                return index
-        code = schema.OperatorCodeT()
-        code.builtinCode, code.deprecatedBuiltinCode, code.version = builtin, min(builtin, 127), 2
-        model.operatorCodes.append(code)
-        return len(model.operatorCodes) - 1
+        return operator_code_index(model, builtin, version=2)
 
     def builtin_of(operator) -> int:
         code = model.operatorCodes[operator.opcodeIndex]

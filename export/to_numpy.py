@@ -22,6 +22,11 @@ def export_numpy(weights: dict[str, np.ndarray], path: str | os.PathLike, *, met
     return atomic_write_bytes(path, buffer.getvalue())
 
 
+def export_numpy_file(ctx, precision: str, path: str | os.PathLike, *, metadata: dict[str, str]) -> Path:
+    """The registry's writer: the numpy file holds float32 weights whatever the precision asked."""
+    return export_numpy(ctx.weights, path, metadata=metadata)
+
+
 def describe_numpy(path: str | os.PathLike) -> dict:
     with np.load(path, allow_pickle=False) as npz:
         arrays = sorted(k for k in npz.files if k != "__metadata__")

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from sentilite import __version__
-from sentilite.shared.files import current_umask
+from sentilite.shared.files import atomic_write
 
 OUTPUT_FORMATS = ("parquet", "jsonl")
 COLUMNS = ("id", "source", "label", "p_positive", "error")
@@ -52,9 +51,9 @@ class PartWriter:
                  "positive": sum(1 for label in labels if label == self.positive_label)}
         path = Path(self.out) / name
         if self.format == "parquet":
-            _atomic(path, lambda handle: self._write_parquet(handle, ids, source, labels, positive, errors, stats))
+            atomic_write(path, lambda handle: self._write_parquet(handle, ids, source, labels, positive, errors, stats))
         else:
-            _atomic(path, lambda handle: handle.write(_jsonl(ids, source, labels, positive, errors)))
+            atomic_write(path, lambda handle: handle.write(_jsonl(ids, source, labels, positive, errors)))
         return stats
 
     def _write_parquet(self, handle, ids, source, labels, positive, errors, stats) -> None:
@@ -94,24 +93,6 @@ def _jsonl(ids, source, labels, positive, errors) -> bytes:
                                  "p_positive": None if np.isnan(p) else float(p), "error": errors[i]},
                                 ensure_ascii=False))
     return ("\n".join(lines) + "\n").encode("utf-8") if lines else b""
-
-
-def _atomic(path: Path, write) -> None:
-    """shared.files.atomic_write_bytes for a writer that streams into a handle."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~current_umask())
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def part_stats(path: Path, positive_label: str) -> dict:

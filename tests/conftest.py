@@ -30,6 +30,11 @@ def imdb(imdb_path):
     return load_imdb(imdb_path, progress=False)
 
 
+# Evaluations inside tests use a seeded, class-balanced subset of the test reviews, the same one
+# the export fixture evaluates every file on (train.data.subset(test, 2000, seed=0)).
+TEST_REVIEWS = 2000
+
+
 def small_config(cell, input="ids", subset=3000, epochs=2, ngrams=True, **tokenizer):
     """The default preset's shape, shrunk so a run takes seconds; still real reviews and the real test set.
 
@@ -62,7 +67,7 @@ def trained_models(imdb, tmp_path_factory):
     root = tmp_path_factory.mktemp("trained")
     out = {}
     for cell in ("rnn", "lstm", "gru"):
-        metrics = train_model(small_config(cell), root / cell, imdb, verbose=0)
+        metrics = train_model(small_config(cell), root / cell, imdb, verbose=0, test_reviews=TEST_REVIEWS)
         out[cell] = (root / cell, metrics)
     return out
 
@@ -79,7 +84,7 @@ def exported(trained_models, imdb, tmp_path_factory):
     for cell in ("rnn", "lstm", "gru"):
         folder = root / cell
         shutil.copytree(trained_models[cell][0], folder)
-        config = ExportConfig(test_reviews=2000, calibration_reviews=300)
+        config = ExportConfig(test_reviews=TEST_REVIEWS, calibration_reviews=300)
         out[cell] = (folder, export_package(folder, imdb, config, SEED_MODEL_VALIDATION, progress=False))
     return out
 

@@ -36,11 +36,11 @@ def test_help_imports_no_tensorflow():
 def test_train_command_and_results_table(imdb_path, tmp_path):
     out = tmp_path / "runs" / "rnn"
     result = run_cli("train", "--cell", "rnn", "--preset", "seed", "--data", str(imdb_path), "--train-subset", "600",
-                     "--max-epochs", "1", "--quiet", "--out", str(out))
+                     "--max-epochs", "1", "--test-reviews", "1000", "--quiet", "--out", str(out))
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.loads((out / "metrics.json").read_text())
-    assert f"rnn-seed: test accuracy {metrics['test_accuracy']:.4f} (25000 reviews)" in result.stdout
-    assert "[sentilite.train] tokenized: 450 fit / 150 validation / 25000 test reviews" in result.stderr
+    assert f"rnn-seed: test accuracy {metrics['test_accuracy']:.4f} (1000 reviews)" in result.stdout
+    assert "[sentilite.train] tokenized: 450 fit / 150 validation / 1000 test reviews" in result.stderr
     table = run_cli("results", str(tmp_path / "runs"), "--write", str(tmp_path / "results.md"))
     assert table.returncode == 0, table.stderr
     assert "| rnn | seed | 300 x 16, 8 units; length 100 |" in table.stdout

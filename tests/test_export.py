@@ -186,7 +186,8 @@ def test_onehot_model_exports_like_the_others(imdb, tmp_path):
     from sentilite.train.fit import train_model
 
     folder = tmp_path / "onehot"
-    train_model(small_config("rnn", input="onehot", ngrams=False, vocab_size=300), folder, imdb, verbose=0)
+    train_model(small_config("rnn", input="onehot", ngrams=False, vocab_size=300), folder, imdb, verbose=0,
+                test_reviews=500)
     config = ExportConfig(test_reviews=500, precisions=("fp32", "fp16", "dynamic-int8"))
     manifest = export_package(folder, imdb, config, SEED_MODEL_VALIDATION, progress=False)
     assert len(manifest["artifacts"]) == 8  # 3 TFLite, 3 ONNX, numpy and the MediaPipe file

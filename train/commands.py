@@ -18,6 +18,8 @@ def add_commands(sub) -> None:
     p.add_argument("--max-epochs", type=int, help="override the preset's epoch limit")
     p.add_argument("--train-subset", type=int, help="use only this many training reviews (quick runs)")
     p.add_argument("--seed", type=int, help="override the preset's random seed")
+    p.add_argument("--test-reviews", type=int,
+                   help="measure on this many test reviews (class-balanced; default all 25,000)")
     p.add_argument("--no-ngrams", action="store_true", help="leave out the n-gram branch (the ablation)")
     _add_set_option(p)
     p.add_argument("--quiet", dest="epoch_lines", action="store_true",
@@ -122,7 +124,8 @@ def run_train(args) -> int:
     from .fit import train_model
 
     data = load_imdb(args.data, allow_incomplete=args.allow_incomplete)
-    metrics = train_model(_config(args), args.out, data, verbose=2 if args.epoch_lines else None)
+    metrics = train_model(_config(args), args.out, data, verbose=2 if args.epoch_lines else None,
+                          test_reviews=args.test_reviews)
     print(f"{metrics['name']}: test accuracy {metrics['test_accuracy']:.4f} ({metrics['test_reviews']} reviews)")
     return 0
 

@@ -375,10 +375,14 @@ def _read_tar(archive: Path) -> list[tuple]:
     return rows
 
 
-def train_validation_split(labels: np.ndarray, validation_fraction: float, seed: int):
-    """Stratified, seeded indices (train_idx, val_idx) into the training reviews."""
+def _check_fraction(validation_fraction: float) -> None:
     if not 0.0 < validation_fraction < 1.0:
         raise DatasetError(f"validation fraction must be between 0 and 1, got {validation_fraction}")
+
+
+def train_validation_split(labels: np.ndarray, validation_fraction: float, seed: int):
+    """Stratified, seeded indices (train_idx, val_idx) into the training reviews."""
+    _check_fraction(validation_fraction)
     rng = np.random.default_rng(seed)
     train_idx, val_idx = [], []
     for label in np.unique(labels):
@@ -397,12 +401,10 @@ def movie_disjoint_split(labels: np.ndarray, ids: np.ndarray, validation_fractio
     """Stratified, seeded (train_idx, val_idx) of whole blocks of consecutive review ids.
 
     A random split puts other reviews of the same movies in training, so the
-    validation score rewards what a model learned about those movies: it
-    overstated test accuracy by 1.5-2 points. Blocks of 250 consecutive ids
-    keep most validation movies out of training entirely.
+    validation score rewards what a model learned about those movies. Blocks
+    of 250 consecutive ids keep most validation movies out of training.
     """
-    if not 0.0 < validation_fraction < 1.0:
-        raise DatasetError(f"validation fraction must be between 0 and 1, got {validation_fraction}")
+    _check_fraction(validation_fraction)
     rng = np.random.default_rng(seed)
     train_idx, val_idx = [], []
     for label in np.unique(labels):

@@ -45,6 +45,7 @@ class EncodedSplits:
     """Ids and labels for fitting / validation / test, all made by the one tokenizer."""
 
     tokenizer: Tokenizer
+    test: Reviews  # all 25,000 test reviews, or the subset a quick run evaluates on
     x_fit: np.ndarray
     y_fit: np.ndarray
     x_val: np.ndarray
@@ -66,15 +67,16 @@ def split_training_reviews(config: RunConfig, data: ImdbData) -> tuple[Reviews, 
     return train.take(fit_idx), train.take(val_idx)
 
 
-def prepare_splits(config: RunConfig, data: ImdbData) -> EncodedSplits:
+def prepare_splits(config: RunConfig, data: ImdbData, test_reviews: int | None = None) -> EncodedSplits:
     fit_part, val_part = split_training_reviews(config, data)
+    test = data.test if test_reviews is None else subset(data.test, test_reviews, seed=0)
     # The vocabulary sees the fitting reviews only: not validation, never test.
     tokenizer = build_tokenizer(fit_part.texts, config.tokenizer)
     return EncodedSplits(
-        tokenizer=tokenizer,
+        tokenizer=tokenizer, test=test,
         x_fit=tokenizer.encode_batch(fit_part.texts), y_fit=fit_part.labels.astype("float32"),
         x_val=tokenizer.encode_batch(val_part.texts), y_val=val_part.labels.astype("float32"),
-        x_test=tokenizer.encode_batch(data.test.texts), y_test=data.test.labels.astype("float32"),
+        x_test=tokenizer.encode_batch(test.texts), y_test=test.labels.astype("float32"),
     )
 
 
@@ -99,8 +101,12 @@ def train_model(
     data: ImdbData | str | os.PathLike | None = None,
     *,
     verbose: int | None = None,
+    test_reviews: int | None = None,
 ) -> dict:
     """Train per ``config`` and write the model folder; returns the metrics.
+
+    Every number is measured on all 25,000 test reviews, or on a seeded,
+    class-balanced subset of ``test_reviews`` (quick runs and tests).
 
     The folder is built under a temporary name and swapped in at the end, so
     an interrupted run leaves the previous model folder as it was.
@@ -121,7 +127,7 @@ def train_model(
     if not isinstance(data, ImdbData):
         data = load_imdb(data)
     log.info("data: %s (%s)", data.source, data.describe())
-    splits = prepare_splits(config, data)
+    splits = prepare_splits(config, data, test_reviews)
     config = config.replace(tokenizer=splits.tokenizer.config)  # vocab may be smaller on tiny data
     tok = config.tokenizer
     log.info("tokenized: %d fit / %d validation / %d test reviews, vocabulary %d, length %d",
@@ -164,7 +170,7 @@ def train_model(
     fit_seconds = time.time() - started
 
     predict = _keras_predictor(model, splits.tokenizer)
-    test_texts, test_labels = data.test.texts, splits.y_test
+    test_texts, test_labels = splits.test.texts, splits.y_test
     test_positive = predict(test_texts)
     test_acc = accuracy(test_positive, test_labels)
     short = {k: accuracy(predict(short_texts(test_texts, k)), test_labels) for k in SHORT_TEXT_WORDS}
@@ -199,7 +205,7 @@ def train_model(
     }
     if ngram is not None:
         metrics["blend"] = blend
-        metrics["ablation"] = ablation(splits, data, ngram, cell_model, steps)
+        metrics["ablation"] = ablation(splits, ngram, cell_model, steps)
     history_dict = {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -258,7 +264,7 @@ def fit_blend(ngram_logits: np.ndarray, cell_logits: np.ndarray, labels: np.ndar
             "bias": round(float(regression.intercept_[0]), 6), "rows": int(len(labels))}
 
 
-def ablation(splits: EncodedSplits, data: ImdbData, ngram: dict, cell_model, steps: int) -> dict:
+def ablation(splits: EncodedSplits, ngram: dict, cell_model, steps: int) -> dict:
     """The test numbers of each branch alone: what the cell adds, and what the n-grams add."""
     vocab = splits.tokenizer.config.vocab_size
     buckets = (len(ngram["weights"]) - vocab)
@@ -273,8 +279,8 @@ def ablation(splits: EncodedSplits, data: ImdbData, ngram: dict, cell_model, ste
 
     out = {}
     for name, predict in (("ngrams_only", ngram_positive), ("cell_only", cell_positive)):
-        out[name] = {"test_accuracy": round(accuracy(predict(data.test.texts), splits.y_test), 6),
-                     "short_text": [round(accuracy(predict(short_texts(data.test.texts, k)), splits.y_test), 6)
+        out[name] = {"test_accuracy": round(accuracy(predict(splits.test.texts), splits.y_test), 6),
+                     "short_text": [round(accuracy(predict(short_texts(splits.test.texts, k)), splits.y_test), 6)
                                     for k in SHORT_TEXT_WORDS],
                      "negation_probes": round(negation_accuracy(predict), 6)}
     return out

@@ -13,7 +13,9 @@ import os
 import stat
 import tempfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 # Caps for files and embedded blobs that sentilite itself writes; real ones are far smaller
 # (a 20,000-word tokenizer.json is ~0.4 MB, a manifest ~30 KB).
@@ -23,14 +25,19 @@ MAX_DECOMPRESSED_BYTES = 64 << 20
 MAX_JSON_DEPTH = 64
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> Path:
+    """Run ``write(handle)`` on a temporary sibling file, then rename it over ``path``.
+
+    A reader never sees half a file, and a failure (or a kill) leaves the old
+    one and no temporary file behind.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
     try:
         os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; give the usual mode
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -41,6 +48,10 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             pass
         raise
     return path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    return atomic_write(path, lambda handle: handle.write(data))
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
