@@ -87,13 +87,13 @@ def test_onehot_input_trains_without_materialising_one_hot_arrays(imdb, tmp_path
     from sentilite.train.fit import train_model
     from sentilite.train.model import load_keras_model
 
-    cfg = small("rnn", input="onehot", subset=1000, epochs=1, ngrams=False, vocab_size=300)
+    cfg = small("rnn", input="onehot", subset=3000, epochs=3, ngrams=False, vocab_size=300)
     metrics = train_model(cfg, tmp_path / "onehot", imdb, verbose=0, test_reviews=1000)
     model = load_keras_model(tmp_path / "onehot" / "model.keras")
     assert [layer.name for layer in model.layers][:2] == ["ids", "onehot"]
     assert model.input.dtype == "int32"
-    # 300 one-hot ids and two epochs on 750 reviews: above chance, far below the n-gram models
-    assert metrics["input"] == "onehot" and 0.52 < metrics["test_accuracy"] < 0.8
+    # 300 one-hot ids and a few epochs on 2,250 reviews: clearly above chance, far below the n-gram models
+    assert metrics["input"] == "onehot" and 0.55 < metrics["test_accuracy"] < 0.8, metrics["test_accuracy"]
 
 
 @pytest.mark.integration
