@@ -104,9 +104,13 @@ def read_model_folder(model_dir: Path) -> tuple[RunConfig, bytes, Tokenizer]:
 
 
 def export_package(model_dir: str | os.PathLike, data: ImdbData | str | os.PathLike | None = None,
-                   config: ExportConfig = ExportConfig(), validation: ValidationConfig = ValidationConfig(),
+                   config: ExportConfig = ExportConfig(), validation: ValidationConfig | None = None,
                    *, progress: bool = True) -> dict:
-    """Export, validate and evaluate every file; returns the manifest written to MODEL_DIR."""
+    """Export, validate and evaluate every file; returns the manifest written to MODEL_DIR.
+
+    ``validation`` holds each precision's tolerances (default: the product limits).
+    """
+    validation = validation if validation is not None else ValidationConfig()
     from sentilite.train.model import load_keras_model
 
     model_dir = Path(model_dir)
