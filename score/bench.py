@@ -32,7 +32,7 @@ class ScoreBenchConfig:
     rows: int = 100_000
     runs: tuple[str, ...] = RUN_NAMES
     spark_master: str = "local[2]"
-    part_rows: int = 10_000
+    part_rows: int = 5_000
 
 
 class TreeMonitor:
