@@ -40,12 +40,16 @@ _APOSTROPHES = ("\u2019", "\u2018", "\u02bc", "\uff07", "`")
 # emoji and control characters separate words. No nested quantifiers can
 # backtrack, so matching is linear in the text length.
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
-# The same rule for ASCII text, without the regex engine (4x faster on IMDB
+# The same rule for ASCII text, without scanning every word (4x faster on IMDB
 # reviews; it was half of the time to classify one review): every byte that is
-# not a letter, digit or apostrophe becomes a space, and only pieces with an
-# apostrophe at an edge or two in a row go back through ``_WORD``.
+# not a letter, digit or apostrophe becomes a space, then every apostrophe that
+# does not sit between two letters/digits becomes a space too, and the text is
+# split on spaces. The regex below only wakes up at apostrophes (91% of IMDB
+# reviews have some, nearly all inside words), so it is faster than looking at
+# each piece in Python.
 _ASCII_KEEP = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'"
 _ASCII_TO_SPACE = bytes(c if c in _ASCII_KEEP else 0x20 for c in range(256))
+_ASCII_LONE_APOSTROPHE = re.compile(r"'(?:(?<![A-Za-z0-9]')|(?![A-Za-z0-9]))")
 
 
 @dataclass(frozen=True)
@@ -121,16 +125,10 @@ def find_words(normalized: str) -> list[str]:
     """``_WORD.findall``, with a fast path for ASCII text that gives the same words."""
     if not normalized.isascii():
         return _WORD.findall(normalized)
-    pieces = normalized.encode("ascii").translate(_ASCII_TO_SPACE).decode("ascii").split()
-    if "'" not in normalized:
-        return pieces
-    words: list[str] = []
-    for piece in pieces:
-        if "'" in piece and (piece[0] == "'" or piece[-1] == "'" or "''" in piece):
-            words.extend(_WORD.findall(piece))
-        else:
-            words.append(piece)
-    return words
+    spaced = normalized.encode("ascii").translate(_ASCII_TO_SPACE).decode("ascii")
+    if "'" in spaced:
+        spaced = _ASCII_LONE_APOSTROPHE.sub(" ", spaced)
+    return spaced.split()
 
 
 def split_words(text: str, config: TokenizerConfig) -> list[str]:

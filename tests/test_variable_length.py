@@ -214,3 +214,45 @@ def test_run_batches_groups_by_length_and_keeps_input_order():
     backend.widths.clear()
     np.testing.assert_allclose(run_batches(backend, ids, batch_size=5), model.predict_positive(ids), atol=1e-6)
     assert backend.widths == [(5, 60), (3, 60)]
+
+
+@pytest.mark.parametrize("truncating", ["pre", "post"])
+def test_cut_row_is_the_cut_of_the_padded_row(truncating):
+    from sentilite.runtime.model import cut_row, cut_widths
+    from sentilite.runtime.tokenizer import TokenizerConfig, pad_ids
+
+    config = TokenizerConfig(vocab_size=VOCAB, maxlen=MAXLEN, truncating=truncating)
+    rng = np.random.default_rng(3)
+    for n in [0, 1, 15, 16, 17, 47, 59, 60, 61, 200]:
+        ids = rng.integers(1, VOCAB, n).tolist()
+        padded = pad_ids([ids], MAXLEN, "pre", truncating)
+        width = int(cut_widths(padded)[0])
+        row = cut_row(ids, config)
+        assert row.dtype == np.int32
+        np.testing.assert_array_equal(row, padded[:, MAXLEN - width:])
+
+
+def test_one_text_is_answered_from_its_cut_row_as_in_a_batch():
+    from sentilite.runtime.model import SentimentModel
+    from sentilite.runtime.tokenizer import Tokenizer, TokenizerConfig
+
+    words = ["<pad>", "<oov>"] + [f"w{i}" for i in range(2, VOCAB)]
+    tokenizer = Tokenizer(TokenizerConfig(vocab_size=VOCAB, maxlen=MAXLEN), words)
+    config = config_for("gru")
+    backend = RecordingBackend(NumpySentimentModel(config, random_weights("gru", config), MAXLEN, VOCAB))
+    model = SentimentModel(backend, tokenizer)
+    rng = np.random.default_rng(4)
+    texts = ["", "w3", "nothing known here"] + [
+        " ".join(f"w{i}" for i in rng.integers(2, VOCAB + 5, n)) for n in (15, 16, 17, 33, 60, 75)]
+    together = model.predict_proba(texts)
+    for text, expected in zip(texts, together):
+        backend.widths.clear()
+        one = model.predict_proba([text])
+        np.testing.assert_allclose(one[0], expected, atol=1e-6)
+        n = min(len(tokenizer.encode(text)), MAXLEN)
+        assert backend.widths == [(1, min(MAXLEN, max(1, -(-n // 16)) * 16))]
+        assert model.predict([text]) == [model.labels[int(expected[1] >= 0.5)]]
+    backend.variable_length = False  # a fixed-length file gets the whole padded row
+    backend.widths.clear()
+    np.testing.assert_allclose(model.predict_proba([texts[4]]), together[4:5], atol=1e-6)
+    assert backend.widths == [(1, MAXLEN)]
