@@ -40,7 +40,6 @@ import json
 import logging
 import os
 import re
-import subprocess
 import tempfile
 import time
 import zipfile
@@ -55,6 +54,7 @@ from sentilite.runtime.architecture import ModelConfig
 from sentilite.runtime.tokenizer import OOV_ID, PAD_ID, Tokenizer, normalize_text
 from sentilite.shared.files import atomic_write_bytes, sha256_bytes
 
+from .child import run_child
 from .errors import ConversionError, ExportValidationError
 from .tflite_graph import operator_code_index
 
@@ -735,16 +735,9 @@ def run_client(models: Sequence[str | os.PathLike], texts: Sequence[str], python
         texts_file.write_text(json.dumps(list(texts), ensure_ascii=False), encoding="utf-8")
         cmd = [os.fspath(python), os.fspath(CLIENT_SCRIPT), "classify", "--texts", str(texts_file),
                "--out", str(out_file), *map(os.fspath, models), "--engines", *engines]
-        env = {**os.environ, "GLOG_minloglevel": "2", "TF_CPP_MIN_LOG_LEVEL": "3"}
-        try:
-            result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
-        except subprocess.TimeoutExpired:
-            raise ExportValidationError(f"the MediaPipe client took longer than {timeout:.0f} s on "
-                                        f"{len(texts):,} texts") from None
-        if result.returncode != 0 or not out_file.exists():
-            tail = " | ".join((result.stderr or "").strip().splitlines()[-6:])
-            raise ExportValidationError(f"the MediaPipe client failed (exit {result.returncode}) on "
-                                        f"{', '.join(map(os.fspath, models))}: {tail}")
+        run_child(cmd, what=f"the MediaPipe client on {len(texts):,} texts and {', '.join(map(os.fspath, models))}",
+                  output=out_file, timeout=timeout, error=ExportValidationError,
+                  env={"GLOG_minloglevel": "2", "TF_CPP_MIN_LOG_LEVEL": "3"})
         out = json.loads(out_file.read_text(encoding="utf-8"))
     out["positive"] = {engine: {model: np.asarray(v, np.float32) for model, v in by_model.items()}
                        for engine, by_model in out["positive"].items()}

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -40,6 +39,7 @@ from sentilite.runtime.recurrence import Recurrence
 from sentilite.shared.files import atomic_write_bytes
 from sentilite.shared.seal import seal
 
+from .child import run_child
 from .errors import ConversionError
 
 # The converter's dynamic-range quantizer leaves constants under 1024 elements
@@ -268,17 +268,8 @@ def _convert_in_child(ctx, precision: str, timeout: float = CONVERSION_TIMEOUT_S
                  **{f"w_{k}": v for k, v in ctx.weights.items()})
         cmd = [sys.executable, "-m", "sentilite.export.to_tflite", json.dumps(ctx.model.to_dict()), precision,
                str(ctx.maxlen), str(ctx.vocab_size), str(inputs), str(output)]
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-        try:
-            result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise ConversionError(f"{precision} TFLite conversion of the {ctx.model.cell} model took longer than "
-                                  f"{timeout:.0f} s and was stopped") from None
-        if result.returncode != 0 or not output.exists():
-            tail = (result.stderr or "").strip().splitlines()[-5:]
-            how = f"crashed with signal {-result.returncode}" if result.returncode < 0 else f"exited {result.returncode}"
-            raise ConversionError(f"{precision} TFLite conversion of the {ctx.model.cell} model {how}: "
-                                  + " | ".join(tail))
+        run_child(cmd, what=f"{precision} TFLite conversion of the {ctx.model.cell} model", output=output,
+                  timeout=timeout, error=ConversionError, env={"TF_CPP_MIN_LOG_LEVEL": "3"})
         return output.read_bytes()
 
 

@@ -93,7 +93,12 @@ def cut_widths(ids: np.ndarray) -> np.ndarray:
     width = ids.shape[1]
     nonzero = ids != PAD_ID
     lengths = np.where(nonzero.any(axis=1), width - nonzero.argmax(axis=1), 0)
-    return np.minimum(width, np.maximum(1, -(-lengths // LENGTH_BUCKET)) * LENGTH_BUCKET)
+    return _bucket_width(lengths, width)
+
+
+def _bucket_width(lengths, maxlen: int):
+    """A length (or an array of them) rounded up to a multiple of LENGTH_BUCKET, at least one bucket, at most maxlen."""
+    return np.minimum(maxlen, np.maximum(1, -(-lengths // LENGTH_BUCKET)) * LENGTH_BUCKET)
 
 
 def cut_row(ids: Sequence[int], config: TokenizerConfig) -> np.ndarray:
@@ -104,7 +109,7 @@ def cut_row(ids: Sequence[int], config: TokenizerConfig) -> np.ndarray:
     maxlen = config.maxlen
     ids = ids[-maxlen:] if config.truncating == "pre" else ids[:maxlen]
     n = len(ids)
-    width = min(maxlen, max(1, -(-n // LENGTH_BUCKET)) * LENGTH_BUCKET)
+    width = int(_bucket_width(n, maxlen))
     row = np.full((1, width), PAD_ID, dtype=np.int32)
     if n:
         row[0, width - n:] = ids
@@ -128,9 +133,6 @@ def run_batches(backend: Backend, ids: np.ndarray, batch_size: int, cut: bool = 
         return out
     width = ids.shape[1]
     steps = cut_widths(ids)
-    if n == 1:  # one text (the usual call on a device): no grouping to do
-        out[:] = backend.run(ids[:, width - int(steps[0]):])
-        return out
     order = np.argsort(steps, kind="stable")
     sorted_steps = steps[order]
     start = 0

@@ -395,3 +395,16 @@ def test_a_crashing_conversion_child_is_a_conversion_error(tmp_path, monkeypatch
     monkeypatch.setattr(sys, "executable", _fake_python(tmp_path, "echo 'ValueError: no' >&2; exit 3"))
     with pytest.raises(ConversionError, match=r"exited 3: ValueError: no"):
         to_tflite._convert_in_child(_tiny_context(), "int8")
+
+
+def test_a_failing_mediapipe_client_is_a_validation_error(tmp_path):
+    from sentilite.export import to_mediapipe
+    from sentilite.export.errors import ExportValidationError
+
+    python = _fake_python(tmp_path, "echo 'Illegal instruction' >&2; exit 2")
+    with pytest.raises(ExportValidationError, match=r"the MediaPipe client on 2 texts and m.tflite exited 2: "
+                                                    r"Illegal instruction"):
+        to_mediapipe.run_client(["m.tflite"], ["good", "bad"], python)
+    python = _fake_python(tmp_path, "exec sleep 60")
+    with pytest.raises(ExportValidationError, match=r"took longer than 1 s and was stopped"):
+        to_mediapipe.run_client(["m.tflite"], ["good"], python, timeout=1)
