@@ -35,6 +35,18 @@ def test_config_json_round_trip():
     assert RunConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
 
 
+def test_config_json_of_an_earlier_release_still_loads_and_unknown_settings_are_refused():
+    from sentilite.shared.errors import ConfigError
+
+    cfg = preset_config("default", "gru")
+    older = cfg.to_dict()
+    older["training"]["ngram_folds"] = 5  # written by releases that had out-of-fold stacking
+    assert RunConfig.from_dict(json.loads(json.dumps(older))) == cfg
+    older["training"]["ngram_fold"] = 5  # a typo is not a retired setting
+    with pytest.raises(ConfigError, match="unknown TrainConfig setting.*ngram_fold"):
+        RunConfig.from_dict(older)
+
+
 def test_crops_keep_the_last_words_of_each_row():
     from sentilite.train.fit import crop_rows
 

@@ -12,6 +12,9 @@ from sentilite.shared.errors import ConfigError
 PRESETS = ("seed", "default")
 VALIDATION_SPLITS = ("movies", "random")
 CONFIG_FORMAT_VERSION = 1
+# Training settings that earlier releases wrote and that no longer decide anything (the
+# out-of-fold stacking they configured was dropped); a config.json carrying them still loads.
+RETIRED_TRAINING_SETTINGS = frozenset({"ngram_folds"})
 
 __all__ = ["CELLS", "INPUTS", "PRESETS", "ModelConfig", "TrainConfig", "RunConfig", "preset_config"]
 
@@ -20,11 +23,11 @@ __all__ = ["CELLS", "INPUTS", "PRESETS", "ModelConfig", "TrainConfig", "RunConfi
 class TrainConfig:
     """How a model is fitted.
 
-    With an n-gram branch, fitting has two stages: the branch is fitted first
-    as a logistic regression (inverse regularisation ``ngram_c``) on
-    Naive-Bayes-weighted counts, then frozen; the cell is trained on what the
-    branch gets wrong, against out-of-fold branch logits (``ngram_folds``) so
-    it does not learn from the branch's fit to its own training reviews.
+    With an n-gram branch, fitting has three stages (``train.fit``): the
+    branch is fitted first as a logistic regression (inverse regularisation
+    ``ngram_c``) on Naive-Bayes-weighted counts, then frozen; the cell is
+    trained on its own; a logistic regression on the validation reviews
+    blends the two logits.
     """
 
     validation_fraction: float = 0.25
@@ -46,7 +49,6 @@ class TrainConfig:
     crop_min_words: int = 3
     crop_max_words: int = 120
     ngram_c: float = 10.0
-    ngram_folds: int = 5
 
     def __post_init__(self):
         check_fraction("TrainConfig", "validation_fraction", self.validation_fraction, include_low=False)
@@ -57,7 +59,6 @@ class TrainConfig:
             check_int("TrainConfig", name, getattr(self, name), 1)
         check_int("TrainConfig", "patience", self.patience, 0)
         check_int("TrainConfig", "crops_per_review", self.crops_per_review, 0)
-        check_int("TrainConfig", "ngram_folds", self.ngram_folds, 2)
         check_int("TrainConfig", "seed", self.seed, 0)
         if self.crop_min_words > self.crop_max_words:
             raise ConfigError("TrainConfig.crop_min_words must not exceed crop_max_words")
@@ -98,7 +99,7 @@ class RunConfig:
                 preset=data["preset"],
                 tokenizer=TokenizerConfig.from_dict(data["tokenizer"], f"{source}: tokenizer"),
                 model=dataclass_from_dict(ModelConfig, data["model"], f"{source}: model"),
-                training=dataclass_from_dict(TrainConfig, data["training"], f"{source}: training"),
+                training=dataclass_from_dict(TrainConfig, _without_retired(data["training"]), f"{source}: training"),
             )
         except KeyError as exc:
             raise ConfigError(f"{source}: missing key {exc}") from None
@@ -110,6 +111,12 @@ class RunConfig:
             current = getattr(self, section)
             changes[section] = dataclasses.replace(current, **values) if isinstance(values, dict) else values
         return dataclasses.replace(self, **changes)
+
+
+def _without_retired(training):
+    if not isinstance(training, dict):
+        return training  # dataclass_from_dict says what is wrong with it
+    return {k: v for k, v in training.items() if k not in RETIRED_TRAINING_SETTINGS}
 
 
 # The notebook's settings: 300 ids, length 100, Embedding 16, 8 units, a random quarter of

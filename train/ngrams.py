@@ -59,19 +59,3 @@ def fit_ngram_weights(matrix, labels: np.ndarray, c: float, ratio_rows=None) -> 
 def ngram_logits(matrix, weights: np.ndarray, bias: float) -> np.ndarray:
     return (matrix @ weights + bias).astype(np.float32)
 
-
-def out_of_fold_logits(matrix, labels: np.ndarray, groups: np.ndarray, is_review: np.ndarray, c: float,
-                       folds: int, seed: int, log=None) -> np.ndarray:
-    """Each row's logit from a fit that never saw its review (rows of one review share a group)."""
-    unique = np.unique(groups)
-    fold_of = dict(zip(unique.tolist(), np.random.default_rng(seed).permutation(len(unique)) % folds))
-    fold = np.array([fold_of[g] for g in groups.tolist()])
-    out = np.empty(len(labels), np.float32)
-    for k in range(folds):
-        held = fold == k
-        kept = np.flatnonzero(~held)
-        weights, bias = fit_ngram_weights(matrix[kept], labels[kept], c, ratio_rows=is_review[kept])
-        out[held] = ngram_logits(matrix[np.flatnonzero(held)], weights, bias)
-        if log:
-            log(f"n-gram branch: out-of-fold fit {k + 1}/{folds}")
-    return out
