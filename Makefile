@@ -9,13 +9,14 @@ ARTIFACTS ?= artifacts
 CELLS  ?= rnn lstm gru
 PRESET ?= default
 SEEDS  ?= 1 2 3
+LEVER_CELLS ?= gru
 # MediaPipe's TextClassifier and tflite-support's NLClassifier, in a venv of their own (never in $(VENV)).
 MEDIAPIPE_VENV  ?= .venv-mediapipe
 MEDIAPIPE_STAMP := $(MEDIAPIPE_VENV)/.sentilite-client.json
 # Data: IMDB_DATA (a folder or .tar.gz) if set, else the cache, downloading once.
 export IMDB_DATA
 
-.PHONY: help install mediapipe-client train baseline export sweep test test-unit bench clean distclean
+.PHONY: help install mediapipe-client train baseline export sweep levers test test-unit bench clean distclean
 .SECONDARY:
 
 help: ## list the targets
@@ -68,6 +69,10 @@ sweep: $(SWEEPS) ## train each cell with seeds $(SEEDS) and report the spread (a
 
 $(ARTIFACTS)/sweep/%/sweep.json: | $(STAMP)
 	$(BIN)/sentilite sweep --cell $* --preset $(PRESET) --seeds $(SEEDS) --out $(ARTIFACTS)/sweep/$* --quiet
+
+levers: $(foreach c,$(LEVER_CELLS),$(ARTIFACTS)/levers/$(c).json) ## the left-out model changes (pooling, bidirectional, ...) against the kept model: artifacts/levers/<cell>.json
+$(ARTIFACTS)/levers/%.json: | $(STAMP)
+	$(BIN)/sentilite levers --cell $* --preset $(PRESET) --out $@
 
 bench: $(ARTIFACTS)/report.md ## benchmark every exported file against Keras: artifacts/bench.{json,md,png}
 	$(BIN)/sentilite bench $(ARTIFACTS)

@@ -37,6 +37,23 @@ def add_commands(sub) -> None:
                    help="one line per epoch instead of a progress bar")
     p.set_defaults(func=run_sweep)
 
+    p = sub.add_parser("levers", help="measure the model changes that were left out (pooling, bidirectional "
+                                      "cells, word dropout, ...) against the kept model, on validation and test")
+    p.add_argument("--cell", choices=CELLS, required=True)
+    p.add_argument("--preset", choices=PRESETS, default="default")
+    p.add_argument("--seed", type=int, help="override the preset's random seed")
+    p.add_argument("--train-subset", type=int, help="use only this many training reviews (quick runs)")
+    p.add_argument("--max-epochs", type=int, help="override the preset's epoch limit")
+    p.add_argument("--test-reviews", type=int,
+                   help="measure on this many test reviews (class-balanced; default all 25,000)")
+    p.add_argument("levers", nargs="*", metavar="LEVER",
+                   help="which levers (default: all): base pooling bidirectional bidirectional-pooling "
+                        "word-dropout adamw label-smoothing units-64 tail-ngrams length-blend")
+    _add_set_option(p)
+    p.add_argument("--out", help="also write the rows to this JSON file")
+    _add_data_options(p)
+    p.set_defaults(func=run_levers)
+
     p = sub.add_parser("evaluate", help="accuracy of a package or model file on the IMDB test reviews, whole "
                                         "and cut to their last 10/20/40 words (no TensorFlow needed)")
     p.add_argument("model", help="package folder or a single .onnx / .tflite / .npz file")
@@ -138,6 +155,25 @@ def run_sweep(args) -> int:
     data = load_imdb(args.data, allow_incomplete=args.allow_incomplete)
     summary = run_seed_sweep(_config(args), args.seeds, args.out, data, verbose=2 if args.epoch_lines else None)
     print(summary["table"])
+    return 0
+
+
+def run_levers(args) -> int:
+    require("levers", "train", "tensorflow", "keras", "sklearn")
+    from sentilite.shared.files import atomic_write_json
+
+    from .data import load_imdb
+    from .levers import check_levers
+    from .levers import run_levers as measure
+
+    levers = check_levers(args.levers)  # before the minutes of loading and fitting
+    data = load_imdb(args.data, allow_incomplete=args.allow_incomplete)
+    result = measure(_config(args), data, levers, test_reviews=args.test_reviews)
+    print(f"{result['cell']}, seed {result['seed']}: {result['validation_reviews']:,} validation reviews, "
+          f"{result['test_reviews']:,} test reviews")
+    print(result["table"])
+    if args.out:
+        atomic_write_json(args.out, {k: v for k, v in result.items() if k != "table"})
     return 0
 
 

@@ -1,0 +1,228 @@
+"""`sentilite levers`: the model changes that were measured and left out, re-run by one command.
+
+Each lever changes one thing against the kept model (``base``): how the cell
+reads its window (masked max+mean pooling over the real steps, a
+bidirectional cell, both), how it is trained (word dropout, AdamW, label
+smoothing), its width, or how the two branches are blended (a second n-gram
+sum over the last words only; blend weights that depend on the text's
+length). None is in the model, because none beat ``base`` on validation and
+test together; this module is what the README's levers table is printed by.
+
+Protocol (the same as every row of that table): the n-gram branch is fitted
+once, on the fitting reviews and their crops; every cell is trained on the
+same rows with the preset's optimizer, batch and early stopping; each cell's
+logit is blended with the branch's by a logistic regression on the
+validation reviews and their crops. Figures are on the validation reviews
+and on the test reviews, whole and cut to their last 10/20/40 words, for the
+cell alone and for the blend.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import time
+
+import numpy as np
+from sentilite.runtime.tokenizer import OOV_ID, PAD_ID
+
+from sentilite.shared.errors import ConfigError
+
+from .config import RunConfig
+from .data import ImdbData
+from .evaluate import SHORT_TEXT_WORDS, accuracy, short_texts
+from .fit import _logits, prepare_splits, with_crops
+
+CELL_LEVERS = ("base", "pooling", "bidirectional", "bidirectional-pooling", "word-dropout", "adamw",
+               "label-smoothing", "units-64")
+BLEND_LEVERS = ("tail-ngrams", "length-blend")
+LEVERS = CELL_LEVERS + BLEND_LEVERS
+TAIL_WORDS = 32  # the tail-ngrams lever's second sum reads this many last ids (16-128 probed: 32 best on validation)
+WORD_DROPOUT = 0.1
+log = logging.getLogger("sentilite.levers")
+
+
+class LeverError(ConfigError):
+    """An unknown lever, or a config the levers cannot be measured on."""
+
+
+def check_levers(names) -> tuple[str, ...]:
+    names = tuple(names) or LEVERS
+    unknown = [n for n in names if n not in LEVERS]
+    if unknown:
+        raise LeverError(f"unknown lever(s) {', '.join(unknown)}; choose from {', '.join(LEVERS)}")
+    return names
+
+
+def build_lever_cell(lever: str, config: RunConfig):
+    """The cell of one lever as a Keras model: window ids -> P(positive)."""
+    import keras
+    from keras import layers, ops
+
+    from .model import CellBranch, build_model
+
+    if lever in ("base", "adamw", "label-smoothing", "units-64"):
+        model_config = config.model if lever != "units-64" else config.replace(model={"units": 64}).model
+        return build_model(model_config, config.tokenizer)[1]
+    steps = config.model.steps(config.tokenizer.maxlen)
+    ids = keras.Input(shape=(steps,), dtype="int32", name="window_ids")
+    if lever == "word-dropout":
+        dropped = word_dropout_layer()(WORD_DROPOUT)(ids)
+        return keras.Model(ids, layers.Activation("sigmoid")(CellBranch(config.model, config.tokenizer)(dropped)))
+    m = config.model
+    cell_layer = {"rnn": layers.SimpleRNN, "lstm": layers.LSTM, "gru": layers.GRU}[m.cell]
+    pooled = lever.endswith("pooling")
+    # mask_zero: the padding in front of a short text must not reach a backward cell's state.
+    x = layers.Embedding(config.tokenizer.vocab_size, m.embedding_dim, mask_zero=True)(ids)
+    if m.embedding_dropout:
+        x = layers.SpatialDropout1D(m.embedding_dropout)(x)
+    cell = cell_layer(m.units, return_sequences=pooled)
+    x = layers.Bidirectional(cell)(x) if lever.startswith("bidirectional") else cell(x)
+    if pooled:
+        real = ops.expand_dims(ops.cast(ops.not_equal(ids, PAD_ID), "float32"), -1)
+        mean = ops.sum(x * real, axis=1) / ops.maximum(ops.sum(real, axis=1), 1.0)
+        any_real = ops.minimum(ops.sum(real, axis=1), 1.0)  # an empty text pools to zeros, not to -1e4
+        largest = ops.max(x * real - 1e4 * (1.0 - real), axis=1) * any_real
+        x = layers.Concatenate()([mean, largest])
+    if m.dropout:
+        x = layers.Dropout(m.dropout)(x)
+    return keras.Model(ids, layers.Dense(1, activation="sigmoid")(x))
+
+
+@functools.cache
+def word_dropout_layer():
+    """The WordDropout layer class, defined on first use so that importing this module needs no Keras."""
+    import keras
+
+    class WordDropout(keras.layers.Layer):
+        """In training, each real id becomes the out-of-vocabulary id with probability ``rate``."""
+
+        def __init__(self, rate: float, **kwargs):
+            super().__init__(**kwargs)
+            self.rate = float(rate)
+            self.seed = keras.random.SeedGenerator(0)
+
+        def call(self, ids, training=None):
+            if not training:
+                return ids
+            ops = keras.ops
+            drop = keras.random.uniform(ops.shape(ids), seed=self.seed) < self.rate
+            return ops.where(ops.logical_and(drop, ops.not_equal(ids, PAD_ID)), OOV_ID, ids)
+
+        def get_config(self):
+            return {**super().get_config(), "rate": self.rate}
+
+    return WordDropout
+
+
+def run_levers(config: RunConfig, data: ImdbData, levers=(), test_reviews: int | None = None) -> dict:
+    """Measure each lever (default: all); returns {"rows": [...], "table": markdown, ...}."""
+    import keras
+    import tensorflow as tf
+    from sklearn.linear_model import LogisticRegression
+
+    from .ngrams import fit_ngram_weights, ngram_matrix
+
+    levers = check_levers(levers)
+    started = time.time()
+    keras.utils.set_random_seed(config.training.seed)
+    tf.config.experimental.enable_op_determinism()
+    rng = np.random.default_rng(config.training.seed)
+    splits = prepare_splits(config, data, test_reviews)
+    config = config.replace(tokenizer=splits.tokenizer.config)
+    tokenizer, vocab, buckets = splits.tokenizer, splits.tokenizer.config.vocab_size, config.model.ngram_buckets
+    if not buckets:
+        raise LeverError("the levers are measured against the n-gram branch; this config has none (ngram_buckets=0)")
+    steps = config.model.steps(config.tokenizer.maxlen)
+    x_fit, y_fit = with_crops(splits.x_fit, splits.y_fit, config, rng)
+    x_val, y_val = with_crops(splits.x_val, splits.y_val, config, rng)
+    n_val = len(splits.y_val)
+    is_review = np.arange(len(x_fit)) < len(splits.x_fit)
+    weights, bias = fit_ngram_weights(ngram_matrix(x_fit, vocab, buckets), y_fit, config.training.ngram_c,
+                                      ratio_rows=is_review)
+    sets = {"validation": x_val, "test": splits.x_test,
+            **{f"last {k}": tokenizer.encode_batch(short_texts(splits.test.texts, k)) for k in SHORT_TEXT_WORDS}}
+
+    def ngram_logits(ids):
+        return ngram_matrix(ids, vocab, buckets) @ weights + bias
+
+    def tail(ids):
+        kept = ids.copy()
+        kept[:, :-TAIL_WORDS] = PAD_ID
+        return kept
+
+    ngram = {name: ngram_logits(ids) for name, ids in sets.items()}
+    log.info("n-gram branch fitted on %d rows (%.0f s)", len(y_fit), time.time() - started)
+
+    def scores(logits: dict) -> dict:
+        """Accuracy on the validation reviews (not their crops), the test reviews and the short texts."""
+        out = {"validation": accuracy(logits["validation"][:n_val] > 0, y_val[:n_val]),
+               "test": accuracy(logits["test"] > 0, splits.y_test)}
+        out["short_text"] = [accuracy(logits[f"last {k}"] > 0, splits.y_test) for k in SHORT_TEXT_WORDS]
+        return {k: (round(v, 6) if isinstance(v, float) else [round(x, 6) for x in v]) for k, v in out.items()}
+
+    def blend(features: dict) -> tuple[dict, list]:
+        regression = LogisticRegression(C=100.0, max_iter=2000).fit(features["validation"], y_val.astype(int))
+        coef = regression.coef_.ravel()
+        return ({name: f @ coef + regression.intercept_[0] for name, f in features.items()},
+                [round(float(c), 4) for c in coef])
+
+    rows, base_cell = [], None
+    cell_levers = [n for n in levers if n in CELL_LEVERS]
+    if any(n in BLEND_LEVERS for n in levers) and "base" not in cell_levers:
+        cell_levers.insert(0, "base")  # the blend levers reuse the base cell
+    for index, lever in enumerate(cell_levers, 1):
+        keras.utils.set_random_seed(config.training.seed)
+        lever_started = time.time()
+        model = build_lever_cell(lever, config)
+        t = config.training
+        optimizer = (keras.optimizers.AdamW(t.learning_rate, weight_decay=0.01) if lever == "adamw"
+                     else keras.optimizers.Adam(t.learning_rate))
+        loss = keras.losses.BinaryCrossentropy(label_smoothing=0.1 if lever == "label-smoothing" else 0.0)
+        model.compile(optimizer=optimizer, loss=loss)
+        history = model.fit(x_fit[:, -steps:], y_fit, validation_data=(x_val[:, -steps:], y_val),
+                            batch_size=t.batch_size, epochs=t.max_epochs, shuffle=True, verbose=0,
+                            callbacks=[keras.callbacks.EarlyStopping(monitor="val_loss", patience=t.patience,
+                                                                     restore_best_weights=True)])
+        cell = {name: _logits(model.predict(ids[:, -steps:], batch_size=1024, verbose=0))
+                for name, ids in sets.items()}
+        if lever == "base":
+            base_cell = cell
+        blended, coef = blend({name: np.stack([ngram[name], cell[name]], 1) for name in sets})
+        if lever in levers:
+            rows.append({"lever": lever, "cell_alone": scores(cell), "blend": scores(blended), "blend_weights": coef,
+                         "epochs": len(history.history["loss"]), "seconds": round(time.time() - lever_started, 1)})
+        log.info("lever %s (%d/%d): blend test %.4f (%.0f s)", lever, index, len(cell_levers),
+                 scores(blended)["test"], time.time() - lever_started)
+    for lever in (n for n in levers if n in BLEND_LEVERS):
+        lever_started = time.time()
+        if lever == "tail-ngrams":
+            features = {name: np.stack([ngram[name], base_cell[name], ngram_logits(tail(ids))], 1)
+                        for name, ids in sets.items()}
+        else:  # length-blend: each logit's weight is a + b / sqrt(length), plus a length-dependent bias
+            features = {}
+            for name, ids in sets.items():
+                shrink = 1.0 / np.sqrt(np.maximum((ids != PAD_ID).sum(axis=1), 1.0))
+                features[name] = np.stack([ngram[name], base_cell[name], ngram[name] * shrink,
+                                           base_cell[name] * shrink, shrink], 1)
+        blended, coef = blend(features)
+        rows.append({"lever": lever, "cell_alone": None, "blend": scores(blended), "blend_weights": coef,
+                     "epochs": None, "seconds": round(time.time() - lever_started, 1)})
+    rows.sort(key=lambda r: levers.index(r["lever"]))
+    return {"cell": config.model.cell, "seed": config.training.seed, "rows": rows,
+            "test_reviews": len(splits.y_test), "validation_reviews": n_val,
+            "ngram_branch": scores(ngram), "table": levers_table(rows, scores(ngram)),
+            "seconds": round(time.time() - started, 1)}
+
+
+def levers_table(rows: list[dict], ngram: dict) -> str:
+    def cells(s):
+        if s is None:
+            return ["-", "-", "-"]
+        return [f"{s['validation']:.4f}", f"{s['test']:.4f}", " / ".join(f"{a:.4f}" for a in s["short_text"])]
+
+    header = ("| lever | cell alone: validation | test | last 10 / 20 / 40 | blend: validation | test | "
+              "last 10 / 20 / 40 |")
+    lines = [header, "|---|---|---|---|---|---|---|",
+             "| n-gram branch alone | - | - | - | " + " | ".join(cells(ngram)) + " |"]
+    lines += [f"| {r['lever']} | " + " | ".join(cells(r["cell_alone"]) + cells(r["blend"])) + " |" for r in rows]
+    return "\n".join(lines)
