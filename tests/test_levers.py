@@ -8,6 +8,8 @@ from sentilite.train.levers import (
     LEVERS,
     LeverError,
     check_levers,
+    ngram_dictionary_logits,
+    ngram_occurrences,
 )
 
 
@@ -16,6 +18,26 @@ def test_lever_names_are_checked_before_any_work():
     assert check_levers(["pooling", "tail-ngrams"]) == ("pooling", "tail-ngrams")
     with pytest.raises(LeverError, match="unknown lever.*poolin.*choose from base, pooling"):
         check_levers(["poolin"])
+
+
+def test_ngram_occurrences_are_exact_codes_of_real_ids():
+    rows, keys, orders = ngram_occurrences(np.array([[0, 0, 3, 4, 5], [0, 0, 0, 0, 7]]), vocab=10)
+    found = sorted(zip(rows.tolist(), keys.tolist(), orders.tolist()))
+    # unigrams: the id; bigrams: 10 + a*10 + b; trigrams: 10 + 100 + (a*10 + b)*10 + c; padding never
+    assert found == [(0, 3, 1), (0, 4, 1), (0, 5, 1), (0, 44, 2), (0, 55, 2), (0, 455, 3), (1, 7, 1)]
+
+
+def test_ngram_dictionary_keeps_a_telling_trigram_and_reads_it_back():
+    sklearn = pytest.importorskip("sklearn")  # noqa: F841
+    # The same words and the same bigrams in both classes; only the trigrams (4 9 4) and (3 9 4) differ.
+    positive, negative = [2, 3, 4, 9, 4, 2, 3, 9], [2, 3, 9, 4, 2, 3, 4, 9]
+    rows = np.array([positive if i % 2 else negative for i in range(200)], np.int64)
+    labels = (np.arange(200) % 2).astype(np.float32)
+    test = np.array([positive, negative] * 10, np.int64)
+    logits, nbytes = ngram_dictionary_logits(rows, labels, np.ones(200, bool), {"test": test}, vocab=10, c=10.0,
+                                             keys=1)
+    assert np.array_equal(logits["test"] > 0, np.array([True, False] * 10))
+    assert nbytes == 10 + 2 * 1  # int8 unigrams + one key's fingerprint and weight (no displacement for < 4)
 
 
 @pytest.mark.parametrize("lever", CELL_LEVERS)
@@ -54,12 +76,13 @@ def test_word_dropout_turns_real_ids_into_oov_only_while_training():
 def test_levers_are_measured_on_real_reviews(imdb):
     from sentilite.train.levers import run_levers
 
-    levers = ("pooling", "word-dropout") + BLEND_LEVERS
-    result = run_levers(small_config("gru", epochs=1), imdb, levers, test_reviews=1000)
+    levers = ("pooling", "word-dropout", *BLEND_LEVERS, "ngram-dictionary")
+    result = run_levers(small_config("gru", epochs=1), imdb, levers, test_reviews=1000, dictionary_keys=20_000)
     rows = {r["lever"]: r for r in result["rows"]}
     assert list(rows) == list(levers)  # the base cell the blend levers reuse is not reported unasked
-    assert [len(rows[n]["blend_weights"]) for n in levers] == [2, 2, 3, 5]
+    assert [len(rows[n]["blend_weights"]) for n in levers[:-1]] == [2, 2, 3, 5]
     assert rows["tail-ngrams"]["cell_alone"] is None
+    assert rows["ngram-dictionary"]["bytes_8bit"] == 2000 + 2 * 20_000 + 2 * 5_000
     for row in rows.values():
         blend = row["blend"]
         assert 0.70 < blend["test"] <= 1.0, row  # 3,000 training reviews: a real model, not a coin

@@ -48,7 +48,9 @@ def add_commands(sub) -> None:
                    help="measure on this many test reviews (class-balanced; default all 25,000)")
     p.add_argument("levers", nargs="*", metavar="LEVER",
                    help="which levers (default: all): base pooling bidirectional bidirectional-pooling "
-                        "word-dropout adamw label-smoothing units-64 tail-ngrams length-blend")
+                        "word-dropout adamw label-smoothing units-64 tail-ngrams length-blend ngram-dictionary")
+    p.add_argument("--dictionary-keys", type=int, default=150_000,
+                   help="bigrams and trigrams the ngram-dictionary lever keeps (default 150,000)")
     _add_set_option(p)
     p.add_argument("--out", help="also write the rows to this JSON file")
     _add_data_options(p)
@@ -168,7 +170,11 @@ def run_levers(args) -> int:
 
     levers = check_levers(args.levers)  # before the minutes of loading and fitting
     data = load_imdb(args.data, allow_incomplete=args.allow_incomplete)
-    result = measure(_config(args), data, levers, test_reviews=args.test_reviews)
+    if args.dictionary_keys < 1:
+        from sentilite.shared.errors import ConfigError
+
+        raise ConfigError(f"--dictionary-keys must be at least 1, got {args.dictionary_keys}")
+    result = measure(_config(args), data, levers, test_reviews=args.test_reviews, dictionary_keys=args.dictionary_keys)
     print(f"{result['cell']}, seed {result['seed']}: {result['validation_reviews']:,} validation reviews, "
           f"{result['test_reviews']:,} test reviews")
     print(result["table"])

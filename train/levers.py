@@ -3,10 +3,14 @@
 Each lever changes one thing against the kept model (``base``): how the cell
 reads its window (masked max+mean pooling over the real steps, a
 bidirectional cell, both), how it is trained (word dropout, AdamW, label
-smoothing), its width, or how the two branches are blended (a second n-gram
-sum over the last words only; blend weights that depend on the text's
-length). None is in the model, because none beat ``base`` on validation and
-test together; this module is what the README's levers table is printed by.
+smoothing), its width, how the two branches are blended (a second n-gram sum
+over the last words only; blend weights that depend on the text's length),
+or what the n-gram branch holds (``ngram-dictionary``: a learned dictionary
+of bigrams and trigrams instead of hashed bigram buckets). None of the cell
+and blend levers beat ``base`` on validation and test together; the
+dictionary does, and is not in the model yet because no exported graph can
+look it up (README, levers). This module is what the README's levers tables
+are printed by.
 
 Protocol (the same as every row of that table): the n-gram branch is fitted
 once, on the fitting reviews and their crops; every cell is trained on the
@@ -35,7 +39,9 @@ from .fit import _logits, prepare_splits, with_crops
 CELL_LEVERS = ("base", "pooling", "bidirectional", "bidirectional-pooling", "word-dropout", "adamw",
                "label-smoothing", "units-64")
 BLEND_LEVERS = ("tail-ngrams", "length-blend")
-LEVERS = CELL_LEVERS + BLEND_LEVERS
+BRANCH_LEVERS = ("ngram-dictionary",)
+LEVERS = CELL_LEVERS + BLEND_LEVERS + BRANCH_LEVERS
+DICTIONARY_KEYS = 150_000  # bigrams and trigrams the ngram-dictionary lever keeps
 TAIL_WORDS = 32  # the tail-ngrams lever's second sum reads this many last ids (16-128 probed: 32 best on validation)
 WORD_DROPOUT = 0.1
 log = logging.getLogger("sentilite.levers")
@@ -114,7 +120,8 @@ def word_dropout_layer():
     return WordDropout
 
 
-def run_levers(config: RunConfig, data: ImdbData, levers=(), test_reviews: int | None = None) -> dict:
+def run_levers(config: RunConfig, data: ImdbData, levers=(), test_reviews: int | None = None,
+               dictionary_keys: int = DICTIONARY_KEYS) -> dict:
     """Measure each lever (default: all); returns {"rows": [...], "table": markdown, ...}."""
     import keras
     import tensorflow as tf
@@ -207,11 +214,102 @@ def run_levers(config: RunConfig, data: ImdbData, levers=(), test_reviews: int |
         blended, coef = blend(features)
         rows.append({"lever": lever, "cell_alone": None, "blend": scores(blended), "blend_weights": coef,
                      "epochs": None, "seconds": round(time.time() - lever_started, 1)})
+    if "ngram-dictionary" in levers:
+        lever_started = time.time()
+        logits, nbytes = ngram_dictionary_logits(x_fit, y_fit, is_review, sets, vocab, config.training.ngram_c,
+                                                 dictionary_keys)
+        rows.append({"lever": "ngram-dictionary", "cell_alone": None, "blend": scores(logits), "blend_weights": None,
+                     "keys": dictionary_keys, "bytes_8bit": nbytes, "epochs": None,
+                     "seconds": round(time.time() - lever_started, 1)})
+        log.info("lever ngram-dictionary: branch alone, test %.4f (%.0f s)", rows[-1]["blend"]["test"],
+                 time.time() - lever_started)
     rows.sort(key=lambda r: levers.index(r["lever"]))
     return {"cell": config.model.cell, "seed": config.training.seed, "rows": rows,
             "test_reviews": len(splits.y_test), "validation_reviews": n_val,
             "ngram_branch": scores(ngram), "table": levers_table(rows, scores(ngram)),
             "seconds": round(time.time() - started, 1)}
+
+
+def ngram_occurrences(ids: np.ndarray, vocab: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row, key, order) of every unigram, bigram and trigram of real ids; keys are exact int64 codes."""
+    ids = ids.astype(np.int64)
+    real = ids != PAD_ID
+    row = np.broadcast_to(np.arange(len(ids))[:, None], ids.shape)
+    bi, bi_real = ids[:, :-1] * vocab + ids[:, 1:], real[:, :-1] & real[:, 1:]
+    tri, tri_real = bi[:, :-1] * vocab + ids[:, 2:], bi_real[:, :-1] & real[:, 2:]
+    parts = [(row, ids, real, 1, 0), (row[:, 1:], bi, bi_real, 2, vocab), (row[:, 2:], tri, tri_real, 3,
+                                                                              vocab + vocab * vocab)]
+    return (np.concatenate([r[m] for r, _, m, _, _ in parts]), np.concatenate([k[m] + off for _, k, m, _, off in parts]),
+            np.concatenate([np.full(int(m.sum()), o, np.int8) for _, _, m, o, _ in parts]))
+
+
+def _mix(keys: np.ndarray, salt: int) -> np.ndarray:
+    """A 64-bit mixing hash (splitmix64's finalizer) of int64 keys."""
+    x = (keys.astype(np.uint64) + np.uint64(salt)) * np.uint64(0x9E3779B97F4A7C15)
+    x ^= x >> np.uint64(29)
+    x *= np.uint64(0xBF58476D1CE4E5B9)
+    return x ^ (x >> np.uint64(32))
+
+
+def ngram_dictionary_logits(x_fit, y_fit, is_review, sets: dict, vocab: int, c: float, keys: int):
+    """The n-gram branch as a learned dictionary instead of hashed buckets; (logits per set, bytes at 8 bits).
+
+    Every unigram keeps its row; of the bigrams and trigrams seen in the
+    fitting rows, the ``keys`` with the largest weights of an exact NB-weighted
+    regression are kept, and the regression is refitted on those. Weights are
+    rounded to int8. The lookup is what a graph would do with a minimal
+    perfect hash (hash-and-displace: a 16-bit displacement per 4 keys) and an
+    8-bit fingerprint per key: a kept n-gram reads its weight; any other lands
+    on some slot and reads that slot's weight when the fingerprints agree (1 in
+    255). The perfect hash itself is emulated (each kept key its own slot).
+    """
+    import scipy.sparse as sp
+
+    from .ngrams import nb_ratio
+
+    occurrences = {"fit": ngram_occurrences(x_fit, vocab), **{n: ngram_occurrences(x, vocab) for n, x in sets.items()}}
+    rows = {"fit": len(x_fit), **{n: len(x) for n, x in sets.items()}}
+    # Divided by sqrt(every occurrence), kept or not: a graph can count those without the dictionary.
+    scale = {n: 1.0 / np.sqrt(np.maximum(np.bincount(o[0], minlength=rows[n]), 1)) for n, o in occurrences.items()}
+    known = np.unique(occurrences["fit"][1])
+    r, k, _ = occurrences["fit"]
+    matrix = sp.csr_matrix((scale["fit"][r].astype(np.float32), (r, np.searchsorted(known, k))),
+                           shape=(rows["fit"], len(known)))
+    matrix.sum_duplicates()
+    ratio = nb_ratio(matrix[is_review], y_fit[is_review])
+    weighted = (matrix @ sp.diags(ratio)).tocsc()
+
+    def fit(columns):
+        from sklearn.linear_model import LogisticRegression
+
+        regression = LogisticRegression(C=c, solver="liblinear", max_iter=5000).fit(weighted[:, columns], y_fit)
+        return regression.coef_.ravel() * ratio[columns], float(regression.intercept_[0])
+
+    is_unigram = known < vocab
+    weights, _ = fit(np.arange(len(known)))
+    longer = np.flatnonzero(~is_unigram)
+    kept = np.sort(longer[np.argsort(-np.abs(weights[longer]))[:keys]])
+    columns = np.concatenate([np.flatnonzero(is_unigram), kept])
+    refit, bias = fit(columns)
+    step = np.abs(refit).max() / 127
+    table = np.zeros(len(known))
+    table[columns] = np.round(refit / step) * step  # int8
+    unigram = np.zeros(vocab)
+    unigram[known[is_unigram]] = table[is_unigram]
+    kept_keys, kept_weights = known[kept], table[kept]
+    fingerprint = (_mix(kept_keys, 3) % np.uint64(255)).astype(np.int64) + 1
+    logits = {}
+    for name in sets:
+        r, k, order = occurrences[name]
+        total = np.bincount(r[order == 1], weights=unigram[k[order == 1]], minlength=rows[name])
+        r, k = r[order > 1], k[order > 1]
+        at = np.minimum(np.searchsorted(kept_keys, k), len(kept_keys) - 1)
+        member = kept_keys[at] == k
+        slot = np.where(member, at, (_mix(k, 1) % np.uint64(len(kept_keys))).astype(np.int64))
+        hit = member | (fingerprint[slot] == (_mix(k, 3) % np.uint64(255)).astype(np.int64) + 1)
+        total += np.bincount(r, weights=np.where(hit, kept_weights[slot], 0.0), minlength=rows[name])
+        logits[name] = total * scale[name] + bias
+    return logits, int(vocab + 2 * len(kept_keys) + 2 * (len(kept_keys) // 4))
 
 
 def levers_table(rows: list[dict], ngram: dict) -> str:
@@ -224,5 +322,12 @@ def levers_table(rows: list[dict], ngram: dict) -> str:
               "last 10 / 20 / 40 |")
     lines = [header, "|---|---|---|---|---|---|---|",
              "| n-gram branch alone | - | - | - | " + " | ".join(cells(ngram)) + " |"]
-    lines += [f"| {r['lever']} | " + " | ".join(cells(r["cell_alone"]) + cells(r["blend"])) + " |" for r in rows]
+    lines += [f"| {_lever_label(r)} | " + " | ".join(cells(r["cell_alone"]) + cells(r["blend"])) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def _lever_label(row: dict) -> str:
+    if row["lever"] == "ngram-dictionary":
+        return (f"ngram-dictionary ({row['keys']:,} bi/trigrams; n-gram branch alone, "
+                f"{row['bytes_8bit'] / 1e6:.2f} MB at 8 bits)")
+    return row["lever"]
