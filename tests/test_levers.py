@@ -79,7 +79,8 @@ def test_levers_are_measured_on_real_reviews(imdb):
     levers = ("pooling", "word-dropout", *BLEND_LEVERS, "ngram-dictionary")
     result = run_levers(small_config("gru", epochs=1), imdb, levers, test_reviews=1000, dictionary_keys=20_000)
     rows = {r["lever"]: r for r in result["rows"]}
-    assert list(rows) == list(levers)  # the base cell the blend levers reuse is not reported unasked
+    # the base cell the blend levers reuse is not reported unasked; the dictionary brings the two whole models
+    assert list(rows) == [*levers, "base, whole model", "ngram-dictionary, whole model"]
     assert [len(rows[n]["blend_weights"]) for n in levers[:-1]] == [2, 2, 3, 5]
     assert rows["tail-ngrams"]["cell_alone"] is None
     assert rows["ngram-dictionary"]["bytes_8bit"] == 2000 + 2 * 20_000 + 2 * 5_000
@@ -88,4 +89,7 @@ def test_levers_are_measured_on_real_reviews(imdb):
         assert 0.70 < blend["test"] <= 1.0, row  # 3,000 training reviews: a real model, not a coin
         assert len(blend["short_text"]) == 3 and all(0.5 < a < blend["test"] + 0.05 for a in blend["short_text"])
     assert result["test_reviews"] == 1000
-    assert result["table"].count("\n") == len(levers) + 2  # header, rule, the n-gram branch, one line a lever
+    assert result["table"].count("\n") == len(rows) + 2  # header, rule, the n-gram branch, one line a row
+    # the whole models: the kept recipe and the dictionary's, each a real model on the same test reviews
+    whole = rows["ngram-dictionary, whole model"]["blend"], rows["base, whole model"]["blend"]
+    assert all(0.70 < w["test"] <= 1.0 for w in whole)

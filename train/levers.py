@@ -167,16 +167,18 @@ def run_levers(config: RunConfig, data: ImdbData, levers=(), test_reviews: int |
         out["short_text"] = [accuracy(logits[f"last {k}"] > 0, splits.y_test) for k in SHORT_TEXT_WORDS]
         return {k: (round(v, 6) if isinstance(v, float) else [round(x, 6) for x in v]) for k, v in out.items()}
 
+    def blend_weights(validation_features: np.ndarray) -> tuple[np.ndarray, float]:
+        regression = LogisticRegression(C=100.0, max_iter=2000).fit(validation_features, y_val.astype(int))
+        return regression.coef_.ravel(), float(regression.intercept_[0])
+
     def blend(features: dict) -> tuple[dict, list]:
-        regression = LogisticRegression(C=100.0, max_iter=2000).fit(features["validation"], y_val.astype(int))
-        coef = regression.coef_.ravel()
-        return ({name: f @ coef + regression.intercept_[0] for name, f in features.items()},
-                [round(float(c), 4) for c in coef])
+        coef, intercept = blend_weights(features["validation"])
+        return {name: f @ coef + intercept for name, f in features.items()}, [round(float(c), 4) for c in coef]
 
     rows, base_cell = [], None
     cell_levers = [n for n in levers if n in CELL_LEVERS]
-    if any(n in BLEND_LEVERS for n in levers) and "base" not in cell_levers:
-        cell_levers.insert(0, "base")  # the blend levers reuse the base cell
+    if any(n in BLEND_LEVERS + BRANCH_LEVERS for n in levers) and "base" not in cell_levers:
+        cell_levers.insert(0, "base")  # the blend and branch levers reuse the base cell
     for index, lever in enumerate(cell_levers, 1):
         keras.utils.set_random_seed(config.training.seed)
         lever_started = time.time()
@@ -216,14 +218,40 @@ def run_levers(config: RunConfig, data: ImdbData, levers=(), test_reviews: int |
                      "epochs": None, "seconds": round(time.time() - lever_started, 1)})
     if "ngram-dictionary" in levers:
         lever_started = time.time()
-        logits, nbytes = ngram_dictionary_logits(x_fit, y_fit, is_review, sets, vocab, config.training.ngram_c,
-                                                 dictionary_keys)
+        c = config.training.ngram_c
+        logits, nbytes = ngram_dictionary_logits(x_fit, y_fit, is_review, sets, vocab, c, dictionary_keys)
         rows.append({"lever": "ngram-dictionary", "cell_alone": None, "blend": scores(logits), "blend_weights": None,
                      "keys": dictionary_keys, "bytes_8bit": nbytes, "epochs": None,
                      "seconds": round(time.time() - lever_started, 1)})
         log.info("lever ngram-dictionary: branch alone, test %.4f (%.0f s)", rows[-1]["blend"]["test"],
                  time.time() - lever_started)
-    rows.sort(key=lambda r: levers.index(r["lever"]))
+        # The whole model each branch would make, the way train.fit builds it: the branch refitted on
+        # every training review and crop, blended with the base cell by weights fitted on validation
+        # with the branch fitted without it. The hashed row is the kept model's own recipe.
+        x_all, y_all = np.concatenate([x_fit, x_val]), np.concatenate([y_fit, y_val])
+        review_all = np.concatenate([is_review, np.arange(len(x_val)) < n_val])
+        tests = {name: ids for name, ids in sets.items() if name != "validation"}
+        import scipy.sparse as sp
+
+        kept_weights, kept_bias = fit_ngram_weights(
+            sp.vstack([ngram_matrix(x_fit, vocab, buckets), ngram_matrix(x_val, vocab, buckets)]).tocsr(), y_all, c,
+            ratio_rows=review_all)
+        kept = {"hashed": {name: ngram_matrix(ids, vocab, buckets) @ kept_weights + kept_bias
+                           for name, ids in tests.items()}}
+        kept["dictionary"], _ = ngram_dictionary_logits(x_all, y_all, review_all, tests, vocab, c, dictionary_keys)
+        for branch, fitted in (("hashed", ngram), ("dictionary", logits)):
+            coef, intercept = blend_weights(np.stack([fitted["validation"], base_cell["validation"]], 1))
+            # validation: the branch fitted without it (as train.fit reports); tests: the refitted branch
+            model_logits = {name: coef[0] * (kept[branch][name] if name in tests else fitted[name])
+                            + coef[1] * base_cell[name] + intercept for name in sets}
+            label = "base" if branch == "hashed" else "ngram-dictionary"
+            rows.append({"lever": f"{label}, whole model", "cell_alone": None, "blend": scores(model_logits),
+                         "blend_weights": [round(float(v), 4) for v in coef], "epochs": None,
+                         "seconds": round(time.time() - lever_started, 1)})
+        log.info("ngram-dictionary, whole model: test %.4f (%.0f s)", rows[-1]["blend"]["test"],
+                 time.time() - lever_started)
+    order = [*levers, "base, whole model", "ngram-dictionary, whole model"]
+    rows.sort(key=lambda r: order.index(r["lever"]))
     return {"cell": config.model.cell, "seed": config.training.seed, "rows": rows,
             "test_reviews": len(splits.y_test), "validation_reviews": n_val,
             "ngram_branch": scores(ngram), "table": levers_table(rows, scores(ngram)),
@@ -327,6 +355,10 @@ def levers_table(rows: list[dict], ngram: dict) -> str:
 
 
 def _lever_label(row: dict) -> str:
+    if row["lever"].endswith("whole model"):
+        branch = "learned dictionary" if row["lever"].startswith("ngram") else "hashed buckets (kept)"
+        return (f"{row['lever']}: n-gram branch of {branch} refitted on all training reviews, "
+                "+ the base cell, blended")
     if row["lever"] == "ngram-dictionary":
         return (f"ngram-dictionary ({row['keys']:,} bi/trigrams; n-gram branch alone, "
                 f"{row['bytes_8bit'] / 1e6:.2f} MB at 8 bits)")
