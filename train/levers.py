@@ -124,6 +124,7 @@ def run_levers(config: RunConfig, data: ImdbData, levers=(), test_reviews: int |
                dictionary_keys: int = DICTIONARY_KEYS) -> dict:
     """Measure each lever (default: all); returns {"rows": [...], "table": markdown, ...}."""
     import keras
+    import scipy.sparse as sp
     import tensorflow as tf
     from sklearn.linear_model import LogisticRegression
 
@@ -231,8 +232,6 @@ def run_levers(config: RunConfig, data: ImdbData, levers=(), test_reviews: int |
         x_all, y_all = np.concatenate([x_fit, x_val]), np.concatenate([y_fit, y_val])
         review_all = np.concatenate([is_review, np.arange(len(x_val)) < n_val])
         tests = {name: ids for name, ids in sets.items() if name != "validation"}
-        import scipy.sparse as sp
-
         kept_weights, kept_bias = fit_ngram_weights(
             sp.vstack([ngram_matrix(x_fit, vocab, buckets), ngram_matrix(x_val, vocab, buckets)]).tocsr(), y_all, c,
             ratio_rows=review_all)
