@@ -229,7 +229,7 @@ def train_model(
 
 def fit_ngram_branch(config: RunConfig, splits: EncodedSplits, x_fit, y_fit, x_val, y_val) -> dict:
     """Stage 1: the branch fitted without the validation reviews (for the blend) and with them (kept)."""
-    from .ngrams import fit_ngram_weights, ngram_matrix, ngram_logits
+    from .ngrams import fit_ngram_weights, ngram_logits, ngram_matrix, refit_ngram_weights
 
     vocab, buckets, c = config.tokenizer.vocab_size, config.model.ngram_buckets, config.training.ngram_c
     started = time.time()
@@ -242,12 +242,9 @@ def fit_ngram_branch(config: RunConfig, splits: EncodedSplits, x_fit, y_fit, x_v
     log.info("n-gram branch: fitted on %d rows (%.0f s); validation accuracy %.4f on reviews, %.4f on their crops",
              len(y_fit), time.time() - started, accuracy(1 / (1 + np.exp(-val_logits[:n_val])), y_val[:n_val]),
              accuracy(1 / (1 + np.exp(-val_logits[n_val:])), y_val[n_val:]) if len(y_val) > n_val else float("nan"))
-    import scipy.sparse as sp
-
     reviews_val = np.zeros(len(y_val), bool)
     reviews_val[: len(splits.y_val)] = True
-    all_weights, all_bias = fit_ngram_weights(sp.vstack([m_fit, m_val]).tocsr(), np.concatenate([y_fit, y_val]), c,
-                                              ratio_rows=np.concatenate([reviews_fit, reviews_val]))
+    all_weights, all_bias = refit_ngram_weights((m_fit, m_val), (y_fit, y_val), (reviews_fit, reviews_val), c)
     log.info("n-gram branch: refitted on every training review and crop (%d rows, %.0f s in all)",
              len(y_fit) + len(y_val), time.time() - started)
     return {"weights": all_weights, "bias": all_bias, "val_logits": val_logits}

@@ -124,11 +124,11 @@ def run_levers(config: RunConfig, data: ImdbData, levers=(), test_reviews: int |
                dictionary_keys: int = DICTIONARY_KEYS) -> dict:
     """Measure each lever (default: all); returns {"rows": [...], "table": markdown, ...}."""
     import keras
-    import scipy.sparse as sp
     import tensorflow as tf
     from sklearn.linear_model import LogisticRegression
 
-    from .ngrams import fit_ngram_weights, ngram_matrix
+    from .fit import fit_blend
+    from .ngrams import fit_ngram_weights, ngram_matrix, refit_ngram_weights
 
     levers = check_levers(levers)
     started = time.time()
@@ -145,10 +145,11 @@ def run_levers(config: RunConfig, data: ImdbData, levers=(), test_reviews: int |
     x_val, y_val = with_crops(splits.x_val, splits.y_val, config, rng)
     n_val = len(splits.y_val)
     is_review = np.arange(len(x_fit)) < len(splits.x_fit)
-    weights, bias = fit_ngram_weights(ngram_matrix(x_fit, vocab, buckets), y_fit, config.training.ngram_c,
-                                      ratio_rows=is_review)
+    fit_matrix = ngram_matrix(x_fit, vocab, buckets)
+    weights, bias = fit_ngram_weights(fit_matrix, y_fit, config.training.ngram_c, ratio_rows=is_review)
     sets = {"validation": x_val, "test": splits.x_test,
             **{f"last {k}": tokenizer.encode_batch(short_texts(splits.test.texts, k)) for k in SHORT_TEXT_WORDS}}
+    matrices = {name: ngram_matrix(ids, vocab, buckets) for name, ids in sets.items()}
 
     def ngram_logits(ids):
         return ngram_matrix(ids, vocab, buckets) @ weights + bias
@@ -158,7 +159,7 @@ def run_levers(config: RunConfig, data: ImdbData, levers=(), test_reviews: int |
         kept[:, :-TAIL_WORDS] = PAD_ID
         return kept
 
-    ngram = {name: ngram_logits(ids) for name, ids in sets.items()}
+    ngram = {name: matrix @ weights + bias for name, matrix in matrices.items()}
     log.info("n-gram branch fitted on %d rows (%.0f s)", len(y_fit), time.time() - started)
 
     def scores(logits: dict) -> dict:
@@ -168,12 +169,9 @@ def run_levers(config: RunConfig, data: ImdbData, levers=(), test_reviews: int |
         out["short_text"] = [accuracy(logits[f"last {k}"] > 0, splits.y_test) for k in SHORT_TEXT_WORDS]
         return {k: (round(v, 6) if isinstance(v, float) else [round(x, 6) for x in v]) for k, v in out.items()}
 
-    def blend_weights(validation_features: np.ndarray) -> tuple[np.ndarray, float]:
-        regression = LogisticRegression(C=100.0, max_iter=2000).fit(validation_features, y_val.astype(int))
-        return regression.coef_.ravel(), float(regression.intercept_[0])
-
     def blend(features: dict) -> tuple[dict, list]:
-        coef, intercept = blend_weights(features["validation"])
+        regression = LogisticRegression(C=100.0, max_iter=2000).fit(features["validation"], y_val.astype(int))
+        coef, intercept = regression.coef_.ravel(), regression.intercept_[0]
         return {name: f @ coef + intercept for name, f in features.items()}, [round(float(c), 4) for c in coef]
 
     rows, base_cell = [], None
@@ -226,26 +224,26 @@ def run_levers(config: RunConfig, data: ImdbData, levers=(), test_reviews: int |
                      "seconds": round(time.time() - lever_started, 1)})
         log.info("lever ngram-dictionary: branch alone, test %.4f (%.0f s)", rows[-1]["blend"]["test"],
                  time.time() - lever_started)
-        # The whole model each branch would make, the way train.fit builds it: the branch refitted on
-        # every training review and crop, blended with the base cell by weights fitted on validation
-        # with the branch fitted without it. The hashed row is the kept model's own recipe.
-        x_all, y_all = np.concatenate([x_fit, x_val]), np.concatenate([y_fit, y_val])
-        review_all = np.concatenate([is_review, np.arange(len(x_val)) < n_val])
+        # The whole model each branch would make, the way train.fit builds it (its refit and its
+        # blend): the branch refitted on every training review and crop, blended with the base cell
+        # by weights fitted on validation with the branch fitted without it. The hashed row is the
+        # kept model's own recipe.
+        val_review = np.arange(len(x_val)) < n_val
         tests = {name: ids for name, ids in sets.items() if name != "validation"}
-        kept_weights, kept_bias = fit_ngram_weights(
-            sp.vstack([ngram_matrix(x_fit, vocab, buckets), ngram_matrix(x_val, vocab, buckets)]).tocsr(), y_all, c,
-            ratio_rows=review_all)
-        kept = {"hashed": {name: ngram_matrix(ids, vocab, buckets) @ kept_weights + kept_bias
-                           for name, ids in tests.items()}}
-        kept["dictionary"], _ = ngram_dictionary_logits(x_all, y_all, review_all, tests, vocab, c, dictionary_keys)
+        kept_weights, kept_bias = refit_ngram_weights((fit_matrix, matrices["validation"]), (y_fit, y_val),
+                                                      (is_review, val_review), c)
+        kept = {"hashed": {name: matrices[name] @ kept_weights + kept_bias for name in tests}}
+        kept["dictionary"], _ = ngram_dictionary_logits(
+            np.concatenate([x_fit, x_val]), np.concatenate([y_fit, y_val]), np.concatenate([is_review, val_review]),
+            tests, vocab, c, dictionary_keys)
         for branch, fitted in (("hashed", ngram), ("dictionary", logits)):
-            coef, intercept = blend_weights(np.stack([fitted["validation"], base_cell["validation"]], 1))
+            blend_of = fit_blend(fitted["validation"], base_cell["validation"], y_val)
             # validation: the branch fitted without it (as train.fit reports); tests: the refitted branch
-            model_logits = {name: coef[0] * (kept[branch][name] if name in tests else fitted[name])
-                            + coef[1] * base_cell[name] + intercept for name in sets}
+            model_logits = {name: blend_of["ngram_scale"] * (kept[branch][name] if name in tests else fitted[name])
+                            + blend_of["cell_scale"] * base_cell[name] + blend_of["bias"] for name in sets}
             label = "base" if branch == "hashed" else "ngram-dictionary"
             rows.append({"lever": f"{label}, whole model", "cell_alone": None, "blend": scores(model_logits),
-                         "blend_weights": [round(float(v), 4) for v in coef], "epochs": None,
+                         "blend_weights": [blend_of["ngram_scale"], blend_of["cell_scale"]], "epochs": None,
                          "seconds": round(time.time() - lever_started, 1)})
         log.info("ngram-dictionary, whole model: test %.4f (%.0f s)", rows[-1]["blend"]["test"],
                  time.time() - lever_started)

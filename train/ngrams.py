@@ -59,3 +59,10 @@ def fit_ngram_weights(matrix, labels: np.ndarray, c: float, ratio_rows=None) -> 
 def ngram_logits(matrix, weights: np.ndarray, bias: float) -> np.ndarray:
     return (matrix @ weights + bias).astype(np.float32)
 
+
+def refit_ngram_weights(matrices, labels, review_rows, c: float) -> tuple[np.ndarray, float]:
+    """``fit_ngram_weights`` on several row sets at once: the kept branch sees the fitting and the validation rows."""
+    import scipy.sparse as sp
+
+    return fit_ngram_weights(sp.vstack(list(matrices)).tocsr(), np.concatenate(list(labels)), c,
+                             ratio_rows=np.concatenate(list(review_rows)))
