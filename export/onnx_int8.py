@@ -53,6 +53,7 @@ from sentilite.runtime.recurrence import Recurrence
 
 from .errors import ConversionError
 from .to_onnx import INPUT_NAME, IR_VERSION, NGRAM_TABLE, OPSET, OUTPUT_NAME, ngram_branch
+from .weights import ngram_dictionary
 
 SCAN_NODE = "recurrence"
 EMBEDDING_GATHER = "embedding_gather"  # the same node name as in the other ONNX files
@@ -193,7 +194,8 @@ def build_scan_graph(ctx, name: str = "sentilite") -> onnx.ModelProto:
     b.node("MatMul", [H_LAST, "dense_kernel"], DENSE_PRODUCT)
     logit = b.node("Add", [DENSE_PRODUCT, "dense_bias"], "cell_logit")[0]
     if ctx.model.ngram_buckets:
-        ngram_inits, ngram_nodes = ngram_branch(weights["ngram_weights"], ctx.vocab_size, ctx.model.ngram_buckets)
+        ngram_inits, ngram_nodes = ngram_branch(weights["ngram_weights"], ctx.vocab_size, ctx.model.ngram_buckets,
+                                                ngram_dictionary(ctx.model, weights))
         b.initializers += ngram_inits
         b.nodes += ngram_nodes
         logit = b.node("Add", ["cell_logit", "ngram_logit"], "logit")[0]

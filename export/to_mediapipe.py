@@ -57,6 +57,8 @@ from sentilite.shared.files import atomic_write_bytes, sha256_bytes
 from .child import run_child
 from .errors import ConversionError, ExportValidationError
 from .tflite_graph import operator_code_index
+from .to_tflite import ngram_rows_tf
+from .weights import ngram_dictionary
 
 log = logging.getLogger("sentilite.export")
 
@@ -217,8 +219,8 @@ def build_function(model: ModelConfig, weights: dict[str, np.ndarray], maxlen: i
 
     u = units
     dense_kernel, dense_bias = const(w["dense_kernel"]), const(w["dense_bias"])
-    ngram = _ngram_logit(w["ngram_weights"], vocab_size, kept_ids, model.ngram_buckets) \
-        if model.ngram_buckets else None
+    ngram = _ngram_logit(w["ngram_weights"], vocab_size, kept_ids, model.ngram_buckets,
+                         ngram_dictionary(model, w)) if model.ngram_buckets else None
     if model.cell == "gru":  # Keras gate order z, r, h; reset_after: (2, 3u) biases
         zr, c = np.arange(2 * u), np.arange(2 * u, 3 * u)
         # The recurrent bias of z and r adds to the input's: one ADD a step less.
@@ -276,7 +278,7 @@ def build_function(model: ModelConfig, weights: dict[str, np.ndarray], maxlen: i
     return classify
 
 
-def _ngram_logit(weights: np.ndarray, vocab_size: int, kept_ids: int, buckets: int):
+def _ngram_logit(weights: np.ndarray, vocab_size: int, kept_ids: int, buckets: int, dictionary):
     """recurrence.ngram_logit over a front-padded [1, maxlen] row, with the unigram rows of kept ids only."""
     import tensorflow as tf
 
@@ -285,15 +287,9 @@ def _ngram_logit(weights: np.ndarray, vocab_size: int, kept_ids: int, buckets: i
     table = tf.constant(table)
 
     def ngram(ids):
-        real = tf.not_equal(ids, PAD_ID)
-        prev, cur = ids[:, :-1], ids[:, 1:]
-        both = tf.logical_and(real[:, :-1], real[:, 1:])
-        code = tf.math.floormod(prev * vocab_size + cur, buckets)
-        bigram = tf.where(both, code + kept_ids, tf.zeros_like(code))
-        rows = tf.concat([ids, bigram], axis=1)
-        count = tf.reduce_sum(tf.cast(real, tf.float32)) + tf.reduce_sum(tf.cast(both, tf.float32))
+        rows, count = ngram_rows_tf(ids, vocab_size, buckets, dictionary, kept_ids)
         total = tf.reduce_sum(tf.gather(table, rows), axis=1, keepdims=True)
-        return total / tf.sqrt(tf.maximum(count, 1.0))
+        return total / tf.sqrt(tf.maximum(tf.cast(count, tf.float32), 1.0))[:, None]
 
     return ngram
 

@@ -24,9 +24,11 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from sentilite.runtime.recurrence import Recurrence
+from sentilite.runtime.recurrence import FINGERPRINT_MODULUS, NgramDictionary, Recurrence, trigram_modulus
 from sentilite.shared.files import atomic_write_bytes
 from sentilite.shared.seal import seal
+
+from .weights import ngram_dictionary
 
 OPSET = 17
 IR_VERSION = 8  # the lowest IR that carries opset 17: older runtimes load it too
@@ -161,7 +163,8 @@ def build_fp32(ctx, name: str = "sentilite") -> onnx.ModelProto:
     ]
     logit = "cell_logit"
     if ctx.model.ngram_buckets:
-        ngram_inits, ngram_nodes = ngram_branch(weights["ngram_weights"], ctx.vocab_size, ctx.model.ngram_buckets)
+        ngram_inits, ngram_nodes = ngram_branch(weights["ngram_weights"], ctx.vocab_size, ctx.model.ngram_buckets,
+                                                ngram_dictionary(ctx.model, weights))
         initializers += ngram_inits
         nodes += ngram_nodes + [helper.make_node("Add", ["cell_logit", "ngram_logit"], ["logit"], name="logit")]
         logit = "logit"
@@ -181,11 +184,12 @@ def build_fp32(ctx, name: str = "sentilite") -> onnx.ModelProto:
 _INT64_MAX = np.iinfo(np.int64).max
 
 
-def ngram_branch(table: np.ndarray, vocab_size: int, buckets: int):
+def ngram_branch(table: np.ndarray, vocab_size: int, buckets: int, dictionary: NgramDictionary | None = None):
     """(initializers, nodes) computing ``ngram_logit`` (batch, 1) from INPUT_NAME: recurrence.ngram_logit.
 
-    The bigram code prev * vocab_size + cur stays below 2**31 (vocab_size <=
-    46,340), so it is computed in int32 like every other format does.
+    Every code stays below 2**31 (recurrence.ngram_keys), so it is computed
+    in int32 like every other format does. A dictionary's displacements and
+    fingerprints are stored as int16 and uint8 and cast up after the gather.
     """
     table = np.asarray(table, np.float32).copy()
     table[0] = 0.0
@@ -196,6 +200,7 @@ def ngram_branch(table: np.ndarray, vocab_size: int, buckets: int):
         numpy_helper.from_array(np.array(buckets, np.int32), "ng_buckets"),
         numpy_helper.from_array(np.array([0], np.int64), "ng_start"),
         numpy_helper.from_array(np.array([1], np.int64), "ng_one"),
+        numpy_helper.from_array(np.array([2], np.int64), "ng_two"),
         numpy_helper.from_array(np.array([-1], np.int64), "ng_minus_one"),
         numpy_helper.from_array(np.array([_INT64_MAX], np.int64), "ng_end"),
         numpy_helper.from_array(np.array(1.0, np.float32), "ng_min_count"),
@@ -211,17 +216,62 @@ def ngram_branch(table: np.ndarray, vocab_size: int, buckets: int):
         make("And", ["ng_prev_real", "ng_cur_real"], ["ng_both"], name="ng_both"),
         make("Mul", ["ng_prev", "ng_vocab"], ["ng_prev_scaled"], name="ng_prev_scaled"),
         make("Add", ["ng_prev_scaled", "ng_cur"], ["ng_code"], name="ng_code"),
-        make("Mod", ["ng_code", "ng_buckets"], ["ng_bucket"], name="ng_bucket"),
-        make("Add", ["ng_bucket", "ng_vocab"], ["ng_bucket_row"], name="ng_bucket_row"),
-        make("Where", ["ng_both", "ng_bucket_row", "ng_zero"], ["ng_bigram_row"], name="ng_bigram_row"),
-        make("Concat", [INPUT_NAME, "ng_bigram_row"], ["ng_rows"], axis=1, name="ng_rows"),
+    ]
+    if dictionary is None:
+        nodes += [
+            make("Mod", ["ng_code", "ng_buckets"], ["ng_bucket"], name="ng_bucket"),
+            make("Add", ["ng_bucket", "ng_vocab"], ["ng_bucket_row"], name="ng_bucket_row"),
+            make("Where", ["ng_both", "ng_bucket_row", "ng_zero"], ["ng_longer_row"], name="ng_longer_row"),
+        ]
+        valid = "ng_both"
+    else:
+        inits += [
+            numpy_helper.from_array(dictionary.displacements.astype(np.int16), NGRAM_DISPLACEMENTS),
+            numpy_helper.from_array(dictionary.fingerprints.astype(np.uint8), NGRAM_FINGERPRINTS),
+            numpy_helper.from_array(np.array(trigram_modulus(vocab_size), np.int32), "ng_trigram_modulus"),
+            numpy_helper.from_array(np.array(vocab_size * vocab_size, np.int32), "ng_trigram_offset"),
+            numpy_helper.from_array(np.array(dictionary.groups, np.int32), "ng_groups"),
+            numpy_helper.from_array(np.array(FINGERPRINT_MODULUS, np.int32), "ng_fingerprint_modulus"),
+        ]
+        nodes += [
+            # trigram (a, b, c): V**2 + ((a * V + b) % P) * V + c, valid when all three ids are real
+            make("Slice", ["ng_code", "ng_start", "ng_minus_one", "ng_one"], ["ng_pair_head"], name="ng_pair_head"),
+            make("Mod", ["ng_pair_head", "ng_trigram_modulus"], ["ng_pair_mod"], name="ng_pair_mod"),
+            make("Mul", ["ng_pair_mod", "ng_vocab"], ["ng_pair_scaled"], name="ng_pair_scaled"),
+            make("Slice", [INPUT_NAME, "ng_two", "ng_end", "ng_one"], ["ng_third"], name="ng_third"),
+            make("Add", ["ng_pair_scaled", "ng_third"], ["ng_triple_low"], name="ng_triple_low"),
+            make("Add", ["ng_triple_low", "ng_trigram_offset"], ["ng_triple"], name="ng_triple"),
+            make("Slice", ["ng_both", "ng_start", "ng_minus_one", "ng_one"], ["ng_both_head"], name="ng_both_head"),
+            make("Slice", ["ng_real", "ng_two", "ng_end", "ng_one"], ["ng_third_real"], name="ng_third_real"),
+            make("And", ["ng_both_head", "ng_third_real"], ["ng_three"], name="ng_three"),
+            make("Concat", ["ng_code", "ng_triple"], ["ng_keys"], axis=1, name="ng_keys"),
+            make("Concat", ["ng_both", "ng_three"], ["ng_valid"], axis=1, name="ng_valid"),
+            # slot = (key % slots + displacements[key % groups]) % slots, read if the fingerprint matches
+            make("Mod", ["ng_keys", "ng_groups"], ["ng_group"], name="ng_group"),
+            make("Gather", [NGRAM_DISPLACEMENTS, "ng_group"], ["ng_displacement16"], axis=0,
+                 name=NGRAM_DISPLACEMENT_GATHER),
+            make("Cast", ["ng_displacement16"], ["ng_displacement"], to=TensorProto.INT32, name="ng_displacement"),
+            make("Mod", ["ng_keys", "ng_buckets"], ["ng_base"], name="ng_base"),
+            make("Add", ["ng_base", "ng_displacement"], ["ng_displaced"], name="ng_displaced"),
+            make("Mod", ["ng_displaced", "ng_buckets"], ["ng_slot"], name="ng_slot"),
+            make("Gather", [NGRAM_FINGERPRINTS, "ng_slot"], ["ng_stored8"], axis=0, name=NGRAM_FINGERPRINT_GATHER),
+            make("Cast", ["ng_stored8"], ["ng_stored"], to=TensorProto.INT32, name="ng_stored"),
+            make("Mod", ["ng_keys", "ng_fingerprint_modulus"], ["ng_fingerprint"], name="ng_fingerprint"),
+            make("Equal", ["ng_stored", "ng_fingerprint"], ["ng_match"], name="ng_match"),
+            make("And", ["ng_valid", "ng_match"], ["ng_found"], name="ng_found"),
+            make("Add", ["ng_slot", "ng_vocab"], ["ng_slot_row"], name="ng_slot_row"),
+            make("Where", ["ng_found", "ng_slot_row", "ng_zero"], ["ng_longer_row"], name="ng_longer_row"),
+        ]
+        valid = "ng_valid"
+    nodes += [
+        make("Concat", [INPUT_NAME, "ng_longer_row"], ["ng_rows"], axis=1, name="ng_rows"),
         make("Gather", [NGRAM_TABLE, "ng_rows"], ["ng_weights"], axis=0, name=NGRAM_GATHER),
         make("ReduceSum", ["ng_weights", "ng_one"], ["ng_total"], keepdims=1, name="ng_total"),
         make("Cast", ["ng_real"], ["ng_real_f"], to=TensorProto.FLOAT, name="ng_real_f"),
-        make("Cast", ["ng_both"], ["ng_both_f"], to=TensorProto.FLOAT, name="ng_both_f"),
+        make("Cast", [valid], ["ng_longer_f"], to=TensorProto.FLOAT, name="ng_longer_f"),
         make("ReduceSum", ["ng_real_f", "ng_one"], ["ng_unigrams"], keepdims=1, name="ng_unigrams"),
-        make("ReduceSum", ["ng_both_f", "ng_one"], ["ng_bigrams"], keepdims=1, name="ng_bigrams"),
-        make("Add", ["ng_unigrams", "ng_bigrams"], ["ng_count"], name="ng_count"),
+        make("ReduceSum", ["ng_longer_f", "ng_one"], ["ng_longer"], keepdims=1, name="ng_longer"),
+        make("Add", ["ng_unigrams", "ng_longer"], ["ng_count"], name="ng_count"),
         make("Max", ["ng_count", "ng_min_count"], ["ng_count_pos"], name="ng_count_pos"),
         make("Sqrt", ["ng_count_pos"], ["ng_norm"], name="ng_norm"),
         make("Div", ["ng_total", "ng_norm"], ["ngram_logit"], name="ngram_logit"),
@@ -231,6 +281,10 @@ def ngram_branch(table: np.ndarray, vocab_size: int, buckets: int):
 
 NGRAM_TABLE = "ngram_table"
 NGRAM_GATHER = "ngram_gather"
+NGRAM_DISPLACEMENTS = "ngram_displacements"
+NGRAM_FINGERPRINTS = "ngram_fingerprints"
+NGRAM_DISPLACEMENT_GATHER = "ngram_displacement_gather"
+NGRAM_FINGERPRINT_GATHER = "ngram_fingerprint_gather"
 # Float tables read by a Gather: stored in float16 by to_fp16, quantized by the 8-bit exporters.
 TABLES = ("embedding", NGRAM_TABLE)
 
@@ -276,6 +330,8 @@ def to_fp16(model_fp32: onnx.ModelProto, only: tuple[str, ...] | None = None) ->
 # The pad-state tables are tiny and start every row: they stay float (stored as float16 in 8-bit files).
 _PAD_STATE_GATHERS = [f"pad_{state}_gather" for state in _STATE_INPUTS]
 _PAD_STATE_TABLES = tuple(f"pad_{state}" for state in _STATE_INPUTS)
+# A dictionary's integer tables are already 8 and 16 bits.
+_DICTIONARY_GATHERS = [NGRAM_DISPLACEMENT_GATHER, NGRAM_FINGERPRINT_GATHER]
 
 
 def _quantize(model_fp32: onnx.ModelProto) -> onnx.ModelProto:
@@ -290,7 +346,7 @@ def _quantize(model_fp32: onnx.ModelProto) -> onnx.ModelProto:
         src, dst = os.path.join(tmp, "fp32.onnx"), os.path.join(tmp, "q.onnx")
         onnx.save_model(model_fp32, src)
         quantize_dynamic(src, dst, op_types_to_quantize=["Gather"], weight_type=QuantType.QInt8, per_channel=False,
-                         nodes_to_exclude=_PAD_STATE_GATHERS)
+                         nodes_to_exclude=_PAD_STATE_GATHERS + _DICTIONARY_GATHERS)
         return onnx.load(dst)
 
 

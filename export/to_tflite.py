@@ -35,12 +35,13 @@ import numpy as np
 from sentilite.runtime.architecture import ModelConfig
 from sentilite.runtime.embedded import TFLITE_METADATA_NAME
 from sentilite.runtime.model import cut_widths
-from sentilite.runtime.recurrence import Recurrence
+from sentilite.runtime.recurrence import FINGERPRINT_MODULUS, NgramDictionary, Recurrence, trigram_modulus
 from sentilite.shared.files import atomic_write_bytes
 from sentilite.shared.seal import seal
 
 from .child import run_child
 from .errors import ConversionError
+from .weights import ngram_dictionary
 
 # The converter's dynamic-range quantizer leaves constants under 1024 elements
 # float; the recurrent kernel is cut into chunks under that size so it stays
@@ -108,7 +109,7 @@ def build_function(model: ModelConfig, weights: dict[str, np.ndarray], maxlen: i
     ngram = None
     if model.ngram_buckets:
         ngram = (_integer_ngram_logit if precision == "int8" else _float_ngram_logit)(
-            w["ngram_weights"], vocab_size, model.ngram_buckets, maxlen)
+            w["ngram_weights"], vocab_size, model.ngram_buckets, maxlen, ngram_dictionary(model, w))
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32, name="ids")])
     def positive(ids):
@@ -134,21 +135,41 @@ def build_function(model: ModelConfig, weights: dict[str, np.ndarray], maxlen: i
     return positive
 
 
-def _ngram_rows(ids, vocab_size: int, buckets: int):
-    """(table rows, unigram count, bigram count) of recurrence.ngram_rows, in int32 TF ops."""
+def ngram_rows_tf(ids, vocab_size: int, buckets: int, dictionary: NgramDictionary | None, slot_offset: int):
+    """(table rows, n-gram count) of recurrence.ngram_rows in int32 TF ops, for TFLite and MediaPipe.
+
+    ``slot_offset`` is the table row of bucket 0 (vocab_size, or fewer where
+    a file keeps only some unigram rows). A dictionary's displacements and
+    fingerprints are int16 and uint8 constants, cast up after the gather.
+    """
     import tensorflow as tf
 
     real = tf.not_equal(ids, 0)
     prev, cur = ids[:, :-1], ids[:, 1:]
     both = tf.logical_and(real[:, :-1], real[:, 1:])
-    code = tf.math.floormod(prev * vocab_size + cur, buckets)
-    bigram = tf.where(both, code + vocab_size, tf.zeros_like(code))
-    rows = tf.concat([ids, bigram], axis=1)
-    count = tf.reduce_sum(tf.cast(real, tf.int32), axis=1) + tf.reduce_sum(tf.cast(both, tf.int32), axis=1)
+    code = prev * vocab_size + cur
+    if dictionary is None:
+        valid = both
+        longer = tf.where(both, tf.math.floormod(code, buckets) + slot_offset, tf.zeros_like(code))
+    else:
+        displacements = tf.constant(dictionary.displacements.astype(np.int16))
+        fingerprints = tf.constant(dictionary.fingerprints.astype(np.uint8))
+        triple = tf.math.floormod(code[:, :-1], trigram_modulus(vocab_size)) * vocab_size + ids[:, 2:] \
+            + vocab_size * vocab_size
+        keys = tf.concat([code, triple], axis=1)
+        valid = tf.concat([both, tf.logical_and(both[:, :-1], real[:, 2:])], axis=1)
+        displacement = tf.cast(tf.gather(displacements, tf.math.floormod(keys, dictionary.groups)), tf.int32)
+        slot = tf.math.floormod(tf.math.floormod(keys, buckets) + displacement, buckets)
+        stored = tf.cast(tf.gather(fingerprints, slot), tf.int32)
+        found = tf.logical_and(valid, tf.equal(stored, tf.math.floormod(keys, FINGERPRINT_MODULUS)))
+        longer = tf.where(found, slot + slot_offset, tf.zeros_like(slot))
+    rows = tf.concat([ids, longer], axis=1)
+    count = tf.reduce_sum(tf.cast(real, tf.int32), axis=1) + tf.reduce_sum(tf.cast(valid, tf.int32), axis=1)
     return rows, count
 
 
-def _float_ngram_logit(weights: np.ndarray, vocab_size: int, buckets: int, maxlen: int):
+def _float_ngram_logit(weights: np.ndarray, vocab_size: int, buckets: int, maxlen: int,
+                       dictionary: NgramDictionary | None):
     import tensorflow as tf
 
     table = np.asarray(weights, np.float32).copy()
@@ -156,14 +177,15 @@ def _float_ngram_logit(weights: np.ndarray, vocab_size: int, buckets: int, maxle
     table = tf.constant(table)
 
     def ngram(ids):
-        rows, count = _ngram_rows(ids, vocab_size, buckets)
+        rows, count = ngram_rows_tf(ids, vocab_size, buckets, dictionary, vocab_size)
         total = tf.reduce_sum(tf.gather(table, rows), axis=1, keepdims=True)
         return total / tf.sqrt(tf.maximum(tf.cast(count, tf.float32), 1.0))[:, None]
 
     return ngram
 
 
-def _integer_ngram_logit(weights: np.ndarray, vocab_size: int, buckets: int, maxlen: int):
+def _integer_ngram_logit(weights: np.ndarray, vocab_size: int, buckets: int, maxlen: int,
+                         dictionary: NgramDictionary | None):
     """The n-gram logit from int8 weights with integer arithmetic until the last multiply.
 
     Full-integer conversion would otherwise quantize the running sum and the
@@ -178,14 +200,19 @@ def _integer_ngram_logit(weights: np.ndarray, vocab_size: int, buckets: int, max
     table[0] = 0.0
     scale = float(np.abs(table).max()) / 127.0 or 1.0
     q_table = tf.constant(np.clip(np.round(table / scale), -127, 127).astype(np.int8))
-    counts = np.arange(2 * maxlen + 1)
-    # The largest fixed-point shift whose product (at most 127 * 2 * maxlen * 2**shift) fits in int32.
-    shift = int(np.floor(np.log2((2 ** 31 - 1) / (127 * 2 * maxlen))))
-    norm = tf.constant(np.round((2 ** shift) / np.sqrt(np.maximum(counts, 1))).astype(np.int32))
+    most = (3 if dictionary is not None else 2) * maxlen  # n-grams a row can have
+    counts = np.arange(most + 1)
+    # A row of `count` n-grams sums at most 127 * count, times norm <= 2**shift / sqrt(count) + 0.5:
+    # the largest shift whose product fits in int32.
+    shift = int(np.floor(np.log2((2 ** 31 - 1 - 64 * most) / (127 * np.sqrt(most)))))
+    fixed_norm = np.round((2 ** shift) / np.sqrt(np.maximum(counts, 1))).astype(np.int64)
+    if (127 * counts * fixed_norm).max() > 2 ** 31 - 1:
+        raise ConversionError(f"the n-gram sum of {most} reads overflows int32 at shift {shift}")
+    norm = tf.constant(fixed_norm.astype(np.int32))
     to_float = tf.constant(scale / 2 ** shift, tf.float32)
 
     def ngram(ids):
-        rows, count = _ngram_rows(ids, vocab_size, buckets)
+        rows, count = ngram_rows_tf(ids, vocab_size, buckets, dictionary, vocab_size)
         total = tf.reduce_sum(tf.cast(tf.gather(q_table, rows), tf.int32), axis=1)
         fixed = total * tf.gather(norm, count)
         # The one float tensor of the int8 file: the exact sum, turned into a float logit once and

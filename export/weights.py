@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from sentilite.runtime.architecture import ModelConfig
+from sentilite.runtime.recurrence import NgramDictionary
 
 
 def extract_weights(model, config: ModelConfig) -> dict[str, np.ndarray]:
@@ -26,4 +27,14 @@ def extract_weights(model, config: ModelConfig) -> dict[str, np.ndarray]:
         table = np.array(layers[NGRAM_LAYER].get_weights()[0], dtype=np.float32)
         table[0] = 0.0  # padding (recurrence.ngram_rows)
         weights["ngram_weights"] = table
+    if config.ngram_dictionary:
+        displacements, fingerprints = layers[NGRAM_LAYER].get_weights()[1:]
+        weights.update(ngram_displacements=displacements, ngram_fingerprints=fingerprints)
     return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in weights.items()}
+
+
+def ngram_dictionary(model: ModelConfig, weights: dict[str, np.ndarray]) -> NgramDictionary | None:
+    """The model's dictionary, its arrays checked, or None for a hashed branch or none."""
+    if not model.ngram_dictionary:
+        return None
+    return NgramDictionary(weights["ngram_displacements"], weights["ngram_fingerprints"])

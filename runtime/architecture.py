@@ -11,8 +11,11 @@ from dataclasses import dataclass
 from sentilite.shared.config import check_fraction, check_int, config_to_dict, dataclass_from_dict
 from sentilite.shared.errors import ConfigError
 
+from .recurrence import MAX_DICTIONARY_SLOTS
+
 CELLS = ("rnn", "lstm", "gru")
 INPUTS = ("ids", "onehot")
+NGRAM_LOOKUPS = ("hashed", "dictionary")
 
 
 @dataclass(frozen=True)
@@ -20,8 +23,12 @@ class ModelConfig:
     """logit = n-gram branch (optional) + Dense(cell(embedding(last ``window`` ids))).
 
     - ``ngram_buckets`` > 0 adds the wide branch: one weight per unigram id and
-      per hashed bigram bucket, summed over the row and divided by the square
-      root of their count (``recurrence.ngram_logit``). 0 = no branch.
+      per bucket, summed over the row and divided by the square root of the
+      row's n-gram count (``recurrence.ngram_logit``). 0 = no branch.
+    - ``ngram_lookup`` says what a bucket is. "hashed": every bigram, hashed
+      into the buckets (collisions share a weight). "dictionary": the buckets
+      are the slots of a learned dictionary of bigrams and trigrams
+      (``recurrence.NgramDictionary``); n-grams not in it read nothing.
     - ``window``: the cell reads only the last ``window`` ids of a row (None =
       all of them); the n-gram branch always reads the whole row.
     - ``embedding_dropout`` and ``dropout`` act in training only.
@@ -37,6 +44,7 @@ class ModelConfig:
     dropout: float = 0.0
     window: int | None = None
     ngram_buckets: int = 0
+    ngram_lookup: str = "hashed"
 
     def __post_init__(self):
         if self.cell not in CELLS:
@@ -50,6 +58,16 @@ class ModelConfig:
         if self.window is not None:
             check_int("ModelConfig", "window", self.window, 1)
         check_int("ModelConfig", "ngram_buckets", self.ngram_buckets, 0)
+        if self.ngram_lookup not in NGRAM_LOOKUPS:
+            raise ConfigError(f"ModelConfig.ngram_lookup must be one of {NGRAM_LOOKUPS}, got {self.ngram_lookup!r}")
+        if self.ngram_lookup == "dictionary" and self.ngram_buckets > MAX_DICTIONARY_SLOTS:
+            raise ConfigError(f"ModelConfig.ngram_buckets: a dictionary has at most {MAX_DICTIONARY_SLOTS} slots, "
+                              f"got {self.ngram_buckets}")
+
+    @property
+    def ngram_dictionary(self) -> bool:
+        """Whether the n-gram branch looks its bigrams and trigrams up in a learned dictionary."""
+        return bool(self.ngram_buckets) and self.ngram_lookup == "dictionary"
 
     def steps(self, maxlen: int) -> int:
         """How many ids of a full row the cell reads."""

@@ -164,7 +164,8 @@ _OPERATORS = {
     36: ("GATHER", 23, True, (2,), 1), 39: ("TRANSPOSE", 26, False, (2,), 1), 41: ("SUB", 28, True, (2,), 1),
     42: ("DIV", 29, True, (2,), 1), 45: ("STRIDED_SLICE", 32, True, (4,), 1), 49: ("SPLIT", 35, True, (2,), N),
     53: ("CAST", 37, False, (1,), 1), 55: ("MAXIMUM", 39, False, (2,), 1), 57: ("MINIMUM", 39, False, (2,), 1),
-    58: ("LESS", 41, False, (2,), 1), 69: ("TILE", 51, False, (2,), 1), 72: ("NOT_EQUAL", 54, False, (2,), 1),
+    58: ("LESS", 41, False, (2,), 1), 69: ("TILE", 51, False, (2,), 1), 71: ("EQUAL", 53, False, (2,), 1),
+    72: ("NOT_EQUAL", 54, False, (2,), 1),
     74: ("SUM", 27, True, (2,), 1), 75: ("SQRT", 0, False, (1,), 1), 77: ("SHAPE", 55, True, (1,), 1),
     83: ("PACK", 59, True, N, 1), 86: ("LOGICAL_AND", 62, False, (2,), 1), 93: ("ZEROS_LIKE", 67, True, (1,), 1),
     95: ("FLOOR_MOD", 72, False, (2,), 1), 114: ("QUANTIZE", 89, False, (1,), 1),
@@ -173,8 +174,9 @@ _OPERATORS = {
 # Inputs an operator may leave out (-1): only the bias of FULLY_CONNECTED.
 _OPTIONAL_INPUTS = {9: {2}}
 _PACK, _SPLIT = 83, 49
-# Tensor types a sentilite file holds (FLOAT32, FLOAT16, INT32, BOOL, INT8) and their zero-point range.
-_TENSOR_TYPES = {0: None, 1: None, 2: (0, 0), 6: None, 9: (-128, 127)}
+# Tensor types a sentilite file holds (FLOAT32, FLOAT16, INT32, UINT8, BOOL, INT16, INT8) and their
+# zero-point range; the UINT8 and INT16 tensors are an n-gram dictionary's fingerprints and displacements.
+_TENSOR_TYPES = {0: None, 1: None, 2: (0, 0), 3: None, 6: None, 7: None, 9: (-128, 127)}
 # Quantization scales the converter writes for sentilite models lie in 4e-9..3e5. A flipped bit in
 # a float's exponent leaves this range, and kernels abort (TFLITE_CHECK) on multipliers it implies.
 _MIN_SCALE, _MAX_SCALE = 1e-15, 1e12
@@ -293,7 +295,7 @@ def _check_quantization(r: _Reader, q: int, where: str, kind: int, shape: list[i
         raise ValueError(f"{where} has quantization scale {bad}")
     limits = _TENSOR_TYPES[kind]
     if limits is None:
-        raise ValueError(f"{where} is quantized but of a float or boolean type")
+        raise ValueError(f"{where} is quantized but of a type sentilite files never quantize")
     if not all(limits[0] <= z <= limits[1] for z in zeros):
         raise ValueError(f"{where} has a zero point outside {limits[0]}..{limits[1]}")
     if len(scales) > 1:

@@ -4,9 +4,18 @@ from __future__ import annotations
 import numpy as np
 
 from .architecture import ModelConfig
-from .recurrence import MAX_NGRAM_VOCAB, Recurrence, ngram_logit, sigmoid
+from .recurrence import (
+    MAX_DICTIONARY_VOCAB,
+    MAX_NGRAM_VOCAB,
+    NgramDictionary,
+    Recurrence,
+    dictionary_groups,
+    ngram_logit,
+    sigmoid,
+)
 
-WEIGHT_NAMES = ("embedding", "kernel", "recurrent_kernel", "bias", "dense_kernel", "dense_bias", "ngram_weights")
+WEIGHT_NAMES = ("embedding", "kernel", "recurrent_kernel", "bias", "dense_kernel", "dense_bias", "ngram_weights",
+                "ngram_displacements", "ngram_fingerprints")
 
 
 def expected_shapes(config: ModelConfig, vocab_size: int) -> dict[str, tuple[int, ...]]:
@@ -24,6 +33,9 @@ def expected_shapes(config: ModelConfig, vocab_size: int) -> dict[str, tuple[int
         shapes["embedding"] = (vocab_size, config.embedding_dim)
     if config.ngram_buckets:
         shapes["ngram_weights"] = (vocab_size + config.ngram_buckets,)
+    if config.ngram_dictionary:
+        shapes["ngram_displacements"] = (dictionary_groups(config.ngram_buckets),)
+        shapes["ngram_fingerprints"] = (config.ngram_buckets,)
     return shapes
 
 
@@ -46,6 +58,8 @@ class NumpySentimentModel:
                 raise ValueError(f"weight {name!r} has shape {tuple(weights[name].shape)}, expected {shape}")
         if config.ngram_buckets and vocab_size > MAX_NGRAM_VOCAB:
             raise ValueError(f"an n-gram branch needs vocab_size <= {MAX_NGRAM_VOCAB}, got {vocab_size}")
+        if config.ngram_dictionary and vocab_size > MAX_DICTIONARY_VOCAB:
+            raise ValueError(f"an n-gram dictionary needs vocab_size <= {MAX_DICTIONARY_VOCAB}, got {vocab_size}")
         self.config, self.maxlen, self.vocab_size = config, int(maxlen), int(vocab_size)
         self.steps = config.steps(self.maxlen)
         self.cell = Recurrence(config.cell, weights["kernel"], weights["recurrent_kernel"], weights["bias"],
@@ -56,6 +70,8 @@ class NumpySentimentModel:
         if config.ngram_buckets:
             self.ngram_weights = np.asarray(weights["ngram_weights"], np.float32).copy()
             self.ngram_weights[0] = 0.0  # padding reads row 0 (recurrence.ngram_rows)
+        self.ngram_dictionary = NgramDictionary(weights["ngram_displacements"], weights["ngram_fingerprints"]) \
+            if config.ngram_dictionary else None
         self._pad_states = self.cell.pad_states(self.steps)
 
     def initial_state(self, n: int, steps: int) -> tuple[np.ndarray, ...]:
@@ -74,5 +90,6 @@ class NumpySentimentModel:
         state = self.cell.run(window, self.initial_state(n, window.shape[1]))
         logit = (state[0] @ self.dense_kernel + self.dense_bias).reshape(-1)
         if self.ngram_weights is not None:
-            logit = logit + ngram_logit(ids, self.ngram_weights, self.vocab_size, self.config.ngram_buckets)
+            logit = logit + ngram_logit(ids, self.ngram_weights, self.vocab_size, self.config.ngram_buckets,
+                                        self.ngram_dictionary)
         return sigmoid(logit.astype(np.float32))

@@ -20,6 +20,17 @@ CELL_GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 PAD_STATE_TOLERANCE = 1e-6
 # Bigram codes are ``prev * vocab_size + cur`` in int32 in every graph: this keeps them under 2**31.
 MAX_NGRAM_VOCAB = 46340
+# The learned dictionary (``ngram_lookup="dictionary"``, see ``dictionary_keys``). Its slots hold
+# fingerprints in 0..250 (empty slots 255, which no key has) and each group of about 4 keys shares
+# one displacement below 2**15, so the files can store them as uint8 and int16.
+FINGERPRINT_MODULUS = 251
+EMPTY_FINGERPRINT = 255
+KEYS_PER_GROUP = 4
+MAX_DISPLACEMENT = 1 << 15
+# Displacements and fingerprints also travel as float32 (Keras weights, .npz): exact below 2**24.
+MAX_DICTIONARY_SLOTS = 1 << 24
+# Trigram codes must leave room under 2**31 for a useful trigram modulus (``trigram_modulus``).
+MAX_DICTIONARY_VOCAB = 40000
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -110,25 +121,111 @@ class Recurrence:
         return tuple(np.ascontiguousarray(s[: last + 1]) for s in stacked)
 
 
-def ngram_rows(ids: np.ndarray, vocab_size: int, buckets: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of the n-gram weight table that a row of ids reads, and how many are real.
+class NgramDictionary:
+    """The lookup tables of a learned n-gram dictionary: where each bigram and trigram key lives.
 
-    Unigram ``i`` reads row ``i`` (row 0, padding, holds 0). The bigram
-    (prev, cur) reads row ``vocab_size + (prev * vocab_size + cur) % buckets``
-    when both ids are real, else row 0. Every graph computes exactly this in
-    int32, so the hash needs no table of bigrams on the device.
+    A hash-and-displace perfect hash (Pagh 1999): key ``k`` falls in group
+    ``k % groups`` and lands on slot ``(k % slots + displacements[group]) % slots``;
+    training picks one displacement per group so that no two kept keys share a
+    slot. Any other key lands on some slot too, and reads it only if its
+    fingerprint ``k % 251`` matches the one stored there (1 false hit in 251).
+    The arrays are checked here, since they may come from a hostile file.
+    """
+
+    def __init__(self, displacements, fingerprints):
+        displacements, fingerprints = np.asarray(displacements), np.asarray(fingerprints)
+        slots = fingerprints.size
+        if fingerprints.ndim != 1 or not 0 < slots <= MAX_DICTIONARY_SLOTS:
+            raise ValueError(f"n-gram fingerprints must be one row of 1..{MAX_DICTIONARY_SLOTS} slots, "
+                             f"got shape {fingerprints.shape}")
+        if displacements.shape != (dictionary_groups(slots),):
+            raise ValueError(f"n-gram displacements have shape {displacements.shape}; {slots} slots "
+                             f"take ({dictionary_groups(slots)},)")
+        self.displacements = _exact_ints(displacements, 0, MAX_DISPLACEMENT - 1, "n-gram displacements")
+        self.fingerprints = _exact_ints(fingerprints, 0, EMPTY_FINGERPRINT, "n-gram fingerprints")
+        self.slots, self.groups = int(slots), int(displacements.size)
+
+    def slot(self, keys: np.ndarray) -> np.ndarray:
+        keys = np.asarray(keys, np.int64)
+        return (keys % self.slots + self.displacements[keys % self.groups]) % self.slots
+
+    def find(self, keys: np.ndarray) -> np.ndarray:
+        """Each key's slot if its fingerprint matches there, else -1."""
+        slot = self.slot(keys)
+        return np.where(self.fingerprints[slot] == np.asarray(keys, np.int64) % FINGERPRINT_MODULUS, slot, -1)
+
+
+def _exact_ints(values: np.ndarray, low: int, high: int, what: str) -> np.ndarray:
+    if values.size and not (np.all(np.isfinite(values)) and np.all(values == np.round(values))
+                            and values.min() >= low and values.max() <= high):
+        raise ValueError(f"{what} must be whole numbers in {low}..{high}")
+    return values.astype(np.int64)
+
+
+def dictionary_groups(slots: int) -> int:
+    """Displacement groups of a dictionary: about slots / 4, coprime with the slots and the fingerprint modulus.
+
+    Coprime, so that a key's group says nothing about its slot or fingerprint.
+    """
+    groups = max(1, -(-int(slots) // KEYS_PER_GROUP))
+    while np.gcd(groups, slots) != 1 or np.gcd(groups, FINGERPRINT_MODULUS) != 1:
+        groups += 1
+    return groups
+
+
+def trigram_modulus(vocab_size: int) -> int:
+    """P with vocab_size**2 + P * vocab_size <= 2**31 - 1: trigram codes (``ngram_keys``) fit int32."""
+    return (2 ** 31 - 1 - vocab_size * vocab_size) // vocab_size
+
+
+def ngram_keys(ids: np.ndarray, vocab_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """int32-safe codes of a row's bigrams then trigrams, and whether each is real (no padding id).
+
+    Bigram (a, b): ``a * V + b`` (< V**2). Trigram (a, b, c):
+    ``V**2 + ((a * V + b) % P) * V + c`` with P = ``trigram_modulus(V)``, so
+    every product and sum a graph computes stays under 2**31. Two trigrams
+    share a code only when their first two ids agree modulo P (rare: P is
+    about 200,000 for V = 10,000).
     """
     ids = np.asarray(ids, np.int64)
     real = ids != PAD_ID
-    prev, cur = ids[:, :-1], ids[:, 1:]
+    pair = ids[:, :-1] * vocab_size + ids[:, 1:]
     both = real[:, :-1] & real[:, 1:]
-    bigram = np.where(both, vocab_size + (prev * vocab_size + cur) % buckets, 0)
-    count = real.sum(axis=1) + both.sum(axis=1)
-    return np.concatenate([ids, bigram], axis=1), count
+    triple = vocab_size * vocab_size + (pair[:, :-1] % trigram_modulus(vocab_size)) * vocab_size + ids[:, 2:]
+    three = both[:, :-1] & real[:, 2:]
+    return np.concatenate([pair, triple], axis=1), np.concatenate([both, three], axis=1)
 
 
-def ngram_logit(ids: np.ndarray, weights: np.ndarray, vocab_size: int, buckets: int) -> np.ndarray:
-    """Sum of the weights of a row's unigrams and hashed bigrams over sqrt(their count): (n,)."""
-    rows, count = ngram_rows(ids, vocab_size, buckets)
+def ngram_rows(ids: np.ndarray, vocab_size: int, buckets: int,
+               dictionary: NgramDictionary | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of the n-gram weight table that a row of ids reads, and how many n-grams the row has.
+
+    Unigram ``i`` reads row ``i`` (row 0, padding, holds 0). Hashed (no
+    dictionary): the bigram (prev, cur) reads row
+    ``vocab_size + (prev * vocab_size + cur) % buckets`` when both ids are
+    real, else row 0. With a dictionary: each real bigram and trigram key
+    (``ngram_keys``) reads row ``vocab_size + slot`` when the dictionary
+    finds it, else row 0, and the count is every real unigram, bigram and
+    trigram, found or not. Every graph computes exactly this in int32.
+    """
+    ids = np.asarray(ids, np.int64)
+    real = ids != PAD_ID
+    if dictionary is None:
+        prev, cur = ids[:, :-1], ids[:, 1:]
+        both = real[:, :-1] & real[:, 1:]
+        longer = np.where(both, vocab_size + (prev * vocab_size + cur) % buckets, 0)
+        count = real.sum(axis=1) + both.sum(axis=1)
+    else:
+        keys, valid = ngram_keys(ids, vocab_size)
+        slot = dictionary.find(keys)
+        longer = np.where(valid & (slot >= 0), vocab_size + slot, 0)
+        count = real.sum(axis=1) + valid.sum(axis=1)
+    return np.concatenate([ids, longer], axis=1), count
+
+
+def ngram_logit(ids: np.ndarray, weights: np.ndarray, vocab_size: int, buckets: int,
+                dictionary: NgramDictionary | None = None) -> np.ndarray:
+    """Sum of the weights of the table rows a row reads over sqrt(its n-gram count): (n,)."""
+    rows, count = ngram_rows(ids, vocab_size, buckets, dictionary)
     total = weights[rows].sum(axis=1, dtype=np.float32)
     return (total / np.sqrt(np.maximum(count, 1))).astype(np.float32)

@@ -353,6 +353,29 @@ def test_npz_config_that_implies_terabytes_is_refused_before_allocation(tmp_path
     assert isinstance(error, ModelFileError) and "bytes of weights, over the 536,870,912-byte limit" in str(error)
 
 
+@pytest.mark.parametrize("table, value, message", [
+    ("ngram_fingerprints", 300.0, "n-gram fingerprints must be whole numbers in 0..255"),
+    ("ngram_fingerprints", np.inf, "n-gram fingerprints must be whole numbers in 0..255"),
+    ("ngram_displacements", -1.0, "n-gram displacements must be whole numbers in 0..32767"),
+    ("ngram_displacements", 2.5, "n-gram displacements must be whole numbers in 0..32767"),
+])
+def test_npz_dictionary_tables_are_checked_before_any_lookup(tmp_path, table, value, message):
+    """A dictionary's slots and fingerprints index arrays: a bad one is refused at load, not at predict."""
+    from sentilite.runtime.numpy_model import expected_shapes
+
+    model = ModelConfig(cell="gru", embedding_dim=4, units=4, window=8, ngram_buckets=7, ngram_lookup="dictionary")
+    rng = np.random.default_rng(0)
+    arrays = {k: rng.normal(0, 0.4, s).astype(np.float32) for k, s in expected_shapes(model, VOCAB).items()}
+    arrays["ngram_displacements"][:] = 0
+    arrays["ngram_fingerprints"][:] = 255
+    meta = _metadata("numpy", model=json.dumps(model.to_dict()))
+    good = load(write_npz(tmp_path / "good.npz", meta, arrays))
+    assert len(good.predict(TEXTS)) == len(TEXTS)
+    arrays[table][1] = value
+    error = _load_npz(tmp_path, (write_npz(tmp_path / "bad.npz", meta, arrays)).read_bytes())
+    assert isinstance(error, ModelFileError) and message in str(error), repr(error)
+
+
 def test_npz_member_that_is_a_zlib_bomb_is_read_no_further_than_its_shape(tmp_path):
     """The header says (40, 4) floats; the deflated body expands to 1 GiB of zeros."""
     body = _npy_header_only((VOCAB, 4)) + bytes(640)

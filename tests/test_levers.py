@@ -8,8 +8,7 @@ from sentilite.train.levers import (
     LEVERS,
     LeverError,
     check_levers,
-    ngram_dictionary_logits,
-    ngram_occurrences,
+    ngram_branch_bytes,
 )
 
 
@@ -20,24 +19,14 @@ def test_lever_names_are_checked_before_any_work():
         check_levers(["poolin"])
 
 
-def test_ngram_occurrences_are_exact_codes_of_real_ids():
-    rows, keys, orders = ngram_occurrences(np.array([[0, 0, 3, 4, 5], [0, 0, 0, 0, 7]]), vocab=10)
-    found = sorted(zip(rows.tolist(), keys.tolist(), orders.tolist()))
-    # unigrams: the id; bigrams: 10 + a*10 + b; trigrams: 10 + 100 + (a*10 + b)*10 + c; padding never
-    assert found == [(0, 3, 1), (0, 4, 1), (0, 5, 1), (0, 44, 2), (0, 55, 2), (0, 455, 3), (1, 7, 1)]
+def test_branch_bytes_count_weights_fingerprints_and_displacements():
+    from sentilite.runtime.architecture import ModelConfig
+    from sentilite.runtime.recurrence import dictionary_groups
 
-
-def test_ngram_dictionary_keeps_a_telling_trigram_and_reads_it_back():
-    sklearn = pytest.importorskip("sklearn")  # noqa: F841
-    # The same words and the same bigrams in both classes; only the trigrams (4 9 4) and (3 9 4) differ.
-    positive, negative = [2, 3, 4, 9, 4, 2, 3, 9], [2, 3, 9, 4, 2, 3, 4, 9]
-    rows = np.array([positive if i % 2 else negative for i in range(200)], np.int64)
-    labels = (np.arange(200) % 2).astype(np.float32)
-    test = np.array([positive, negative] * 10, np.int64)
-    logits, nbytes = ngram_dictionary_logits(rows, labels, np.ones(200, bool), {"test": test}, vocab=10, c=10.0,
-                                             keys=1)
-    assert np.array_equal(logits["test"] > 0, np.array([True, False] * 10))
-    assert nbytes == 10 + 2 * 1  # int8 unigrams + one key's fingerprint and weight (no displacement for < 4)
+    hashed = ModelConfig(ngram_buckets=524_287)
+    dictionary = ModelConfig(ngram_buckets=153_001, ngram_lookup="dictionary")
+    assert ngram_branch_bytes(hashed, 10_000) == 534_287
+    assert ngram_branch_bytes(dictionary, 10_000) == 10_000 + 2 * 153_001 + 2 * dictionary_groups(153_001)
 
 
 @pytest.mark.parametrize("lever", CELL_LEVERS)
@@ -76,20 +65,20 @@ def test_word_dropout_turns_real_ids_into_oov_only_while_training():
 def test_levers_are_measured_on_real_reviews(imdb):
     from sentilite.train.levers import run_levers
 
-    levers = ("pooling", "word-dropout", *BLEND_LEVERS, "ngram-dictionary")
-    result = run_levers(small_config("gru", epochs=1), imdb, levers, test_reviews=1000, dictionary_keys=20_000)
+    levers = ("pooling", "word-dropout", *BLEND_LEVERS, "ngram-hashed")
+    result = run_levers(small_config("gru", epochs=1), imdb, levers, test_reviews=1000, hashed_buckets=20_011)
     rows = {r["lever"]: r for r in result["rows"]}
-    # the base cell the blend levers reuse is not reported unasked; the dictionary brings the two whole models
-    assert list(rows) == [*levers, "base, whole model", "ngram-dictionary, whole model"]
+    # the base cell the blend levers reuse is not reported unasked; the branch lever brings the two whole models
+    assert list(rows) == [*levers, "base, whole model", "ngram-hashed, whole model"]
     assert [len(rows[n]["blend_weights"]) for n in levers[:-1]] == [2, 2, 3, 5]
     assert rows["tail-ngrams"]["cell_alone"] is None
-    assert rows["ngram-dictionary"]["bytes_8bit"] == 2000 + 2 * 20_000 + 2 * 5_000
+    assert rows["ngram-hashed"]["bytes_8bit"] == 2000 + 20_011
     for row in rows.values():
         blend = row["blend"]
         assert 0.70 < blend["test"] <= 1.0, row  # 3,000 training reviews: a real model, not a coin
         assert len(blend["short_text"]) == 3 and all(0.5 < a < blend["test"] + 0.05 for a in blend["short_text"])
     assert result["test_reviews"] == 1000
     assert result["table"].count("\n") == len(rows) + 2  # header, rule, the n-gram branch, one line a row
-    # the whole models: the kept recipe and the dictionary's, each a real model on the same test reviews
-    whole = rows["ngram-dictionary, whole model"]["blend"], rows["base, whole model"]["blend"]
+    # the whole models: the kept recipe and the hashed branch's, each a real model on the same test reviews
+    whole = rows["ngram-hashed, whole model"]["blend"], rows["base, whole model"]["blend"]
     assert all(0.70 < w["test"] <= 1.0 for w in whole)

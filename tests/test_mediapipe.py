@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT, SEED_MODEL_VALIDATION
+from conftest import ROOT, SEED_MODEL_VALIDATION, small_config
 from sentilite.export import mediapipe_client
 from sentilite.export import to_mediapipe as mp
+from sentilite.runtime.recurrence import dictionary_groups
 
 pytestmark = pytest.mark.integration
 
@@ -69,7 +70,13 @@ def test_file_is_listed_and_is_what_the_clients_need(exported, cell):
     assert a["inputs"] == [{"name": "ids", "dtype": "int32", "shape": [1, mp.MIN_MOBILE_LENGTH]}]
     assert a["outputs"] == [{"name": "probabilities", "dtype": "float32", "shape": [1, 2]}]
     assert {"GATHER (subgraph 0)", "DEQUANTIZE (subgraph 0)"} <= set(a["quantized_nodes"])
-    assert a["size"]["weights_by_type"]["INT8"] > 0.9 * a["size"]["weights"]  # every matrix and table int8
+    by_type = a["size"]["weights_by_type"]
+    # every float matrix and table is int8; a learned dictionary adds its uint8 fingerprints and int16 displacements
+    model = small_config(cell).model
+    if model.ngram_dictionary:
+        assert by_type["UINT8"] == model.ngram_buckets
+        assert by_type["INT16"] == 2 * dictionary_groups(model.ngram_buckets)
+    assert by_type["INT8"] + by_type.get("UINT8", 0) + by_type.get("INT16", 0) > 0.9 * a["size"]["weights"]
     files = a["associated_files"]
     assert files == {"vocab.txt": {"bytes": files["vocab.txt"]["bytes"], "stored": True},
                      "labels.txt": {"bytes": 18, "stored": True}}

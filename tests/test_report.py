@@ -86,7 +86,7 @@ def test_results_table_lists_models_then_the_reference(tmp_path):
     lines = results_table(str(tmp_path)).splitlines()
     assert lines[0].startswith("| cell | preset | size | weights | test accuracy (25,000 reviews) |")
     assert lines[2].startswith("| gru | default | 10,000 x 16, 32 units on the last 64 ids; n-grams: 10,000 + "
-                               "524,287 buckets; length 1000 | 699,120 | 0.9134 | 0.7535 / 0.8038 / 0.8413 | "
+                               "153,001-slot bi/trigram dictionary; length 1000 | 699,120 | 0.9134 | 0.7535 / 0.8038 / 0.8413 | "
                                "0.9127 (0.7530 / 0.7998 / 0.8392) | 0.8243 (0.7247 / 0.7706 / 0.8042) | 0.9032 |")
     assert lines[3].startswith("| reference | - | TF-IDF; 436,919 features | 436,919 | 0.9082 |")
 

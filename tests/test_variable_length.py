@@ -10,10 +10,12 @@ import pytest
 from sentilite.runtime.architecture import ModelConfig
 from sentilite.runtime.model import run_batches
 from sentilite.runtime.numpy_model import NumpySentimentModel
-from sentilite.runtime.recurrence import Recurrence, ngram_logit, ngram_rows
+from sentilite.runtime.recurrence import NgramDictionary, Recurrence, ngram_keys, ngram_logit, ngram_rows
+from sentilite.train.ngrams import place_keys
 
 CELLS = ("rnn", "lstm", "gru")
 MAXLEN, VOCAB, BUCKETS = 60, 50, 97
+LOOKUPS = ("hashed", "dictionary")
 
 
 def random_weights(cell: str, config: ModelConfig, seed=0) -> dict[str, np.ndarray]:
@@ -30,11 +32,28 @@ def random_weights(cell: str, config: ModelConfig, seed=0) -> dict[str, np.ndarr
     if config.ngram_buckets:
         weights["ngram_weights"] = rng.normal(0, 1.0, (VOCAB + config.ngram_buckets,))
         weights["ngram_weights"][0] = 0.0
+    if config.ngram_dictionary:
+        dictionary = tiny_dictionary(seed)
+        weights.update(ngram_displacements=dictionary.displacements, ngram_fingerprints=dictionary.fingerprints)
     return {k: v.astype(np.float32) for k, v in weights.items()}
 
 
-def config_for(cell, ngrams=True, window=24) -> ModelConfig:
-    return ModelConfig(cell=cell, embedding_dim=8, units=6, window=window, ngram_buckets=BUCKETS if ngrams else 0)
+def tiny_dictionary(seed=0) -> NgramDictionary:
+    """80 of the bigram and trigram codes of the test rows, in BUCKETS slots: rows hit and miss it."""
+    keys, valid = ngram_keys(padded_rows(LENGTHS), VOCAB)
+    codes = np.random.default_rng(seed).permutation(np.unique(keys[valid]))[:80]
+    return place_keys(codes, BUCKETS)[0]
+
+
+def dictionary_of(config, weights):
+    if not config.ngram_dictionary:
+        return None
+    return NgramDictionary(weights["ngram_displacements"], weights["ngram_fingerprints"])
+
+
+def config_for(cell, ngrams=True, window=24, lookup="hashed") -> ModelConfig:
+    return ModelConfig(cell=cell, embedding_dim=8, units=6, window=window, ngram_buckets=BUCKETS if ngrams else 0,
+                       ngram_lookup=lookup)
 
 
 def padded_rows(lengths, seed=1) -> np.ndarray:
@@ -62,7 +81,8 @@ def reference(cell, config, weights, ids) -> np.ndarray:
     state = cellmath.run(window, cellmath.zero_state(len(ids)))
     logit = (state[0] @ weights["dense_kernel"] + weights["dense_bias"]).reshape(-1)
     if config.ngram_buckets:
-        logit = logit + ngram_logit(ids, weights["ngram_weights"], VOCAB, config.ngram_buckets)
+        logit = logit + ngram_logit(ids, weights["ngram_weights"], VOCAB, config.ngram_buckets,
+                                    dictionary_of(config, weights))
     return 1 / (1 + np.exp(-logit))
 
 
@@ -95,10 +115,11 @@ def test_pad_states_start_at_zero_and_stop_once_converged(cell):
         assert np.abs(whole[k:] - short[k]).max() <= 1e-6
 
 
-@pytest.mark.parametrize("ngrams, window", [(True, 24), (False, None)])
+@pytest.mark.parametrize("ngrams, window, lookup", [(True, 24, "hashed"), (True, 24, "dictionary"),
+                                                    (False, None, "hashed")])
 @pytest.mark.parametrize("cell", CELLS)
-def test_numpy_model_reads_short_rows_as_left_padded(cell, ngrams, window):
-    config = config_for(cell, ngrams, window)
+def test_numpy_model_reads_short_rows_as_left_padded(cell, ngrams, window, lookup):
+    config = config_for(cell, ngrams, window, lookup)
     weights = random_weights(cell, config)
     model = NumpySentimentModel(config, weights, MAXLEN, VOCAB)
     ids = padded_rows(LENGTHS)
@@ -120,14 +141,15 @@ def _context(cell, config, weights):
                          labels=("negative", "positive"))
 
 
-@pytest.mark.parametrize("ngrams, window", [(True, 24), (False, None)])
+@pytest.mark.parametrize("ngrams, window, lookup", [(True, 24, "hashed"), (True, 24, "dictionary"),
+                                                    (False, None, "hashed")])
 @pytest.mark.parametrize("cell", CELLS)
-def test_onnx_graph_matches_the_reference_on_whole_and_cut_rows(cell, ngrams, window):
+def test_onnx_graph_matches_the_reference_on_whole_and_cut_rows(cell, ngrams, window, lookup):
     pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
     from sentilite.export.to_onnx import build_fp32
 
-    config = config_for(cell, ngrams, window)
+    config = config_for(cell, ngrams, window, lookup)
     weights = random_weights(cell, config)
     session = ort.InferenceSession(build_fp32(_context(cell, config, weights)).SerializeToString(),
                                    providers=["CPUExecutionProvider"])
@@ -138,14 +160,15 @@ def test_onnx_graph_matches_the_reference_on_whole_and_cut_rows(cell, ngrams, wi
     np.testing.assert_allclose(short, expected, atol=2e-6)
 
 
+@pytest.mark.parametrize("lookup", LOOKUPS)
 @pytest.mark.parametrize("cell", CELLS)
-def test_tflite_graph_matches_the_reference_on_whole_and_cut_rows(cell):
+def test_tflite_graph_matches_the_reference_on_whole_and_cut_rows(cell, lookup):
     pytest.importorskip("tensorflow")
     from ai_edge_litert.interpreter import Interpreter
 
     from sentilite.export.to_tflite import convert
 
-    config = config_for(cell)
+    config = config_for(cell, lookup=lookup)
     weights = random_weights(cell, config)
     interpreter = Interpreter(model_content=convert(config, weights, "fp32", MAXLEN, VOCAB))
 
@@ -163,17 +186,25 @@ def test_tflite_graph_matches_the_reference_on_whole_and_cut_rows(cell):
     np.testing.assert_allclose(np.concatenate([run(row) for row in trimmed(ids)]), expected, atol=2e-6)
 
 
-def test_keras_ngram_layer_matches_the_reference():
+@pytest.mark.parametrize("lookup", LOOKUPS)
+def test_keras_ngram_layer_matches_the_reference(lookup):
     pytest.importorskip("keras")
     from sentilite.train.model import NgramLogit
 
-    weights = random_weights("gru", config_for("gru"))["ngram_weights"]
-    layer = NgramLogit(VOCAB, BUCKETS)
+    config = config_for("gru", lookup=lookup)
+    weights = random_weights("gru", config)
+    layer = NgramLogit(VOCAB, BUCKETS, lookup)
     layer.build((None, MAXLEN))
-    layer.set_weights([weights])
+    tables = [weights["ngram_weights"]]
+    if lookup == "dictionary":
+        tables += [weights["ngram_displacements"], weights["ngram_fingerprints"]]
+    layer.set_weights(tables)
     ids = padded_rows(LENGTHS)
     out = np.asarray(layer(ids)).reshape(-1)
-    np.testing.assert_allclose(out, ngram_logit(ids, weights, VOCAB, BUCKETS), atol=2e-6)
+    expected = ngram_logit(ids, weights["ngram_weights"], VOCAB, BUCKETS, dictionary_of(config, weights))
+    np.testing.assert_allclose(out, expected, atol=2e-6)
+    np.testing.assert_allclose(np.concatenate([np.asarray(layer(row)).reshape(-1) for row in trimmed(ids)]),
+                               expected, atol=2e-6)
 
 
 class RecordingBackend:

@@ -48,9 +48,9 @@ def add_commands(sub) -> None:
                    help="measure on this many test reviews (class-balanced; default all 25,000)")
     p.add_argument("levers", nargs="*", metavar="LEVER",
                    help="which levers (default: all): base pooling bidirectional bidirectional-pooling "
-                        "word-dropout adamw label-smoothing units-64 tail-ngrams length-blend ngram-dictionary")
-    p.add_argument("--dictionary-keys", type=int, default=150_000,
-                   help="bigrams and trigrams the ngram-dictionary lever keeps (default 150,000)")
+                        "word-dropout adamw label-smoothing units-64 tail-ngrams length-blend ngram-hashed")
+    p.add_argument("--hashed-buckets", type=int, default=524_287,
+                   help="bigram buckets of the ngram-hashed lever's table (default 524,287, the earlier branch)")
     _add_set_option(p)
     p.add_argument("--out", help="also write the rows to this JSON file")
     _add_data_options(p)
@@ -169,12 +169,12 @@ def run_levers(args) -> int:
     from .levers import run_levers as measure
 
     levers = check_levers(args.levers)  # before the minutes of loading and fitting
-    data = load_imdb(args.data, allow_incomplete=args.allow_incomplete)
-    if args.dictionary_keys < 1:
+    if args.hashed_buckets < 1:
         from sentilite.shared.errors import ConfigError
 
-        raise ConfigError(f"--dictionary-keys must be at least 1, got {args.dictionary_keys}")
-    result = measure(_config(args), data, levers, test_reviews=args.test_reviews, dictionary_keys=args.dictionary_keys)
+        raise ConfigError(f"--hashed-buckets must be at least 1, got {args.hashed_buckets}")
+    data = load_imdb(args.data, allow_incomplete=args.allow_incomplete)
+    result = measure(_config(args), data, levers, test_reviews=args.test_reviews, hashed_buckets=args.hashed_buckets)
     print(f"{result['cell']}, seed {result['seed']}: {result['validation_reviews']:,} validation reviews, "
           f"{result['test_reviews']:,} test reviews")
     print(result["table"])

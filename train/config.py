@@ -128,12 +128,13 @@ _SEED = dict(
 )
 
 # Chosen for accuracy on full reviews and on short texts within 1 MB at 8 bits (see the
-# README's ablation): an n-gram branch over the whole review (10,000 words + 524,287
-# hashed bigram buckets, one weight each) and a cell over the last 64 words, trained on
-# reviews and on their last few words.
+# README's ablation): an n-gram branch over the whole review (10,000 words + a learned
+# dictionary of ~150,000 bigrams and trigrams in 153,001 slots, one weight each) and a cell
+# over the last 64 words, trained on reviews and on their last few words.
 _DEFAULT = dict(
     tokenizer=TokenizerConfig(vocab_size=10000, maxlen=1000),
-    model=dict(embedding_dim=16, units=32, embedding_dropout=0.5, dropout=0.5, window=64, ngram_buckets=524287),
+    model=dict(embedding_dim=16, units=32, embedding_dropout=0.5, dropout=0.5, window=64, ngram_buckets=153001,
+                ngram_lookup="dictionary"),
     training=TrainConfig(validation_fraction=0.2, batch_size=128, patience=1, learning_rate=1e-3,
                          crops_per_review=1, max_epochs=4),
 )

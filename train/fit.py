@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sentilite.runtime.recurrence import ngram_logit
+from sentilite.runtime.recurrence import NgramDictionary, ngram_logit
 from sentilite.runtime.tokenizer import PAD_ID, Tokenizer
 from sentilite.shared.files import atomic_write_json, make_staging_dir
 
@@ -165,8 +165,12 @@ def train_model(
         dense = model.get_layer(CELL_LOGIT_LAYER)
         kernel, bias = dense.get_weights()
         dense.set_weights([kernel * blend["cell_scale"],
-                           bias * blend["cell_scale"] + blend["ngram_scale"] * ngram["bias"] + blend["bias"]])
-        model.get_layer(NGRAM_LAYER).set_weights([ngram["weights"] * blend["ngram_scale"]])
+                           bias * blend["cell_scale"] + blend["ngram_scale"] * ngram["kept"].bias + blend["bias"]])
+        kept = ngram["kept"]
+        tables = [kept.weights * blend["ngram_scale"]]
+        if kept.dictionary is not None:
+            tables += [kept.dictionary.displacements, kept.dictionary.fingerprints]
+        model.get_layer(NGRAM_LAYER).set_weights([t.astype(np.float32) for t in tables])
     fit_seconds = time.time() - started
 
     predict = _keras_predictor(model, splits.tokenizer)
@@ -227,27 +231,58 @@ def train_model(
     return metrics
 
 
+@dataclass(frozen=True)
+class NgramBranch:
+    """A fitted n-gram branch: its table, bias and (learned) dictionary; ``logit`` is what the model adds."""
+
+    weights: np.ndarray
+    bias: float
+    dictionary: NgramDictionary | None
+    vocab_size: int
+    buckets: int
+
+    def logit(self, ids: np.ndarray) -> np.ndarray:
+        return ngram_logit(ids, self.weights, self.vocab_size, self.buckets, self.dictionary) + self.bias
+
+
 def fit_ngram_branch(config: RunConfig, splits: EncodedSplits, x_fit, y_fit, x_val, y_val) -> dict:
-    """Stage 1: the branch fitted without the validation reviews (for the blend) and with them (kept)."""
-    from .ngrams import fit_ngram_weights, ngram_logits, ngram_matrix, refit_ngram_weights
+    """Stage 1: the branch fitted without the validation reviews (for the blend) and with them (kept).
+
+    Returns {"fitted": the branch without them, "kept": with them, "val_logits":
+    the fitted branch's logits of x_val}. With a learned dictionary, each of
+    the two fits chooses its own dictionary from the rows it sees, so the
+    blend is fitted on a branch that never saw a validation review.
+    """
+    from .ngrams import fit_ngram_weights, learn_dictionary, ngram_logits, ngram_matrix, refit_ngram_weights
 
     vocab, buckets, c = config.tokenizer.vocab_size, config.model.ngram_buckets, config.training.ngram_c
     started = time.time()
-    m_fit, m_val = ngram_matrix(x_fit, vocab, buckets), ngram_matrix(x_val, vocab, buckets)
     reviews_fit = np.zeros(len(y_fit), bool)
     reviews_fit[: len(splits.y_fit)] = True
+    reviews_val = np.zeros(len(y_val), bool)
+    reviews_val[: len(splits.y_val)] = True
+
+    def dictionary_of(ids, labels, reviews):
+        return learn_dictionary(ids, labels, reviews, vocab, buckets, c) if config.model.ngram_dictionary else None
+
+    dictionary = dictionary_of(x_fit, y_fit, reviews_fit)
+    m_fit, m_val = (ngram_matrix(x, vocab, buckets, dictionary) for x in (x_fit, x_val))
     weights, bias = fit_ngram_weights(m_fit, y_fit, c, ratio_rows=reviews_fit)
+    fitted = NgramBranch(weights, bias, dictionary, vocab, buckets)
     val_logits = ngram_logits(m_val, weights, bias)
     n_val = len(splits.y_val)
     log.info("n-gram branch: fitted on %d rows (%.0f s); validation accuracy %.4f on reviews, %.4f on their crops",
              len(y_fit), time.time() - started, accuracy(1 / (1 + np.exp(-val_logits[:n_val])), y_val[:n_val]),
              accuracy(1 / (1 + np.exp(-val_logits[n_val:])), y_val[n_val:]) if len(y_val) > n_val else float("nan"))
-    reviews_val = np.zeros(len(y_val), bool)
-    reviews_val[: len(splits.y_val)] = True
+    if config.model.ngram_dictionary:
+        dictionary = dictionary_of(np.concatenate([x_fit, x_val]), np.concatenate([y_fit, y_val]),
+                                   np.concatenate([reviews_fit, reviews_val]))
+        m_fit, m_val = (ngram_matrix(x, vocab, buckets, dictionary) for x in (x_fit, x_val))
     all_weights, all_bias = refit_ngram_weights((m_fit, m_val), (y_fit, y_val), (reviews_fit, reviews_val), c)
     log.info("n-gram branch: refitted on every training review and crop (%d rows, %.0f s in all)",
              len(y_fit) + len(y_val), time.time() - started)
-    return {"weights": all_weights, "bias": all_bias, "val_logits": val_logits}
+    return {"fitted": fitted, "kept": NgramBranch(all_weights, all_bias, dictionary, vocab, buckets),
+            "val_logits": val_logits}
 
 
 def fit_blend(ngram_logits: np.ndarray, cell_logits: np.ndarray, labels: np.ndarray) -> dict:
@@ -263,13 +298,8 @@ def fit_blend(ngram_logits: np.ndarray, cell_logits: np.ndarray, labels: np.ndar
 
 def ablation(splits: EncodedSplits, ngram: dict, cell_model, steps: int) -> dict:
     """The test numbers of each branch alone: what the cell adds, and what the n-grams add."""
-    vocab = splits.tokenizer.config.vocab_size
-    buckets = (len(ngram["weights"]) - vocab)
-
     def ngram_positive(texts):
-        ids = splits.tokenizer.encode_batch(texts)
-        logits = ngram_logit(ids, ngram["weights"], vocab, buckets) + ngram["bias"]
-        return 1 / (1 + np.exp(-logits))
+        return 1 / (1 + np.exp(-ngram["kept"].logit(splits.tokenizer.encode_batch(texts))))
 
     def cell_positive(texts):
         return cell_model.predict(splits.tokenizer.encode_batch(texts)[:, -steps:], batch_size=1024, verbose=0)

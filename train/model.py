@@ -10,6 +10,7 @@ import os
 import keras
 
 from sentilite.runtime.architecture import ModelConfig
+from sentilite.runtime.recurrence import EMPTY_FINGERPRINT, FINGERPRINT_MODULUS, dictionary_groups, trigram_modulus
 from sentilite.runtime.tokenizer import TokenizerConfig
 
 NGRAM_LAYER = "ngrams"
@@ -59,39 +60,61 @@ class LastSteps(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="sentilite")
 class NgramLogit(keras.layers.Layer):
-    """Unigram and hashed-bigram weights of a row, summed and divided by sqrt(their count).
+    """The weights of a row's unigrams and bigrams (and trigrams), summed and divided by sqrt(their count).
 
     ``recurrence.ngram_logit`` in Keras: row 0 of the table (padding) is
-    zero and a bigram with a padding id reads it. The table is fitted
-    outside Keras (train.ngrams) and stays frozen.
+    zero, and an n-gram with a padding id, or one the dictionary does not
+    hold, reads it. The tables are fitted outside Keras (train.ngrams) and
+    stay frozen; the dictionary's integers are kept as float32 weights
+    (exact below 2**24) so the layer saves like any other.
     """
 
-    def __init__(self, vocab_size: int, buckets: int, **kwargs):
+    def __init__(self, vocab_size: int, buckets: int, lookup: str = "hashed", **kwargs):
         super().__init__(**kwargs)
-        self.vocab_size, self.buckets = int(vocab_size), int(buckets)
+        self.vocab_size, self.buckets, self.lookup = int(vocab_size), int(buckets), str(lookup)
 
     def build(self, input_shape):
         self.table = self.add_weight(name="table", shape=(self.vocab_size + self.buckets,), initializer="zeros",
                                      trainable=False)
+        if self.lookup == "dictionary":
+            self.displacements = self.add_weight(name="displacements", shape=(dictionary_groups(self.buckets),),
+                                                 initializer="zeros", trainable=False)
+            self.fingerprints = self.add_weight(name="fingerprints", shape=(self.buckets,),
+                                                initializer=keras.initializers.Constant(EMPTY_FINGERPRINT),
+                                                trainable=False)
 
     def call(self, ids):
         ops = keras.ops
         ids = ops.cast(ids, "int32")
         real = ops.not_equal(ids, 0)
+        v = self.vocab_size
         prev, cur = ids[:, :-1], ids[:, 1:]
         both = ops.logical_and(real[:, :-1], real[:, 1:])
-        code = ops.mod(prev * self.vocab_size + cur, self.buckets)
-        bigram = ops.where(both, code + self.vocab_size, ops.zeros_like(code))
-        rows = ops.concatenate([ids, bigram], axis=1)
+        if self.lookup == "dictionary":
+            pair = prev * v + cur
+            triple = v * v + ops.mod(pair[:, :-1], trigram_modulus(v)) * v + ids[:, 2:]
+            keys = ops.concatenate([pair, triple], axis=1)
+            valid = ops.concatenate([both, ops.logical_and(both[:, :-1], real[:, 2:])], axis=1)
+            displacement = ops.cast(ops.take(self.displacements, ops.mod(keys, self.displacements.shape[0])), "int32")
+            slot = ops.mod(ops.mod(keys, self.buckets) + displacement, self.buckets)
+            stored = ops.cast(ops.take(self.fingerprints, slot), "int32")
+            found = ops.logical_and(valid, ops.equal(stored, ops.mod(keys, FINGERPRINT_MODULUS)))
+            longer = ops.where(found, slot + v, ops.zeros_like(slot))
+        else:
+            code = ops.mod(prev * v + cur, self.buckets)
+            longer = ops.where(both, code + v, ops.zeros_like(code))
+            valid = both
+        rows = ops.concatenate([ids, longer], axis=1)
         total = ops.sum(ops.take(self.table, rows, axis=0), axis=1)
-        count = ops.sum(ops.cast(real, "float32"), axis=1) + ops.sum(ops.cast(both, "float32"), axis=1)
+        count = ops.sum(ops.cast(real, "float32"), axis=1) + ops.sum(ops.cast(valid, "float32"), axis=1)
         return ops.expand_dims(total / ops.sqrt(ops.maximum(count, 1.0)), -1)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], 1)
 
     def get_config(self):
-        return {**super().get_config(), "vocab_size": self.vocab_size, "buckets": self.buckets}
+        return {**super().get_config(), "vocab_size": self.vocab_size, "buckets": self.buckets,
+                "lookup": self.lookup}
 
 
 _CELL_LAYERS = {"rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
@@ -137,7 +160,8 @@ def build_model(model_config: ModelConfig, tokenizer_config: TokenizerConfig) ->
     window = ids if cell.steps == maxlen else LastSteps(cell.steps, name="window")(ids)
     logit = cell(window)
     if model_config.ngram_buckets:
-        ngram = NgramLogit(tokenizer_config.vocab_size, model_config.ngram_buckets, name=NGRAM_LAYER)(ids)
+        ngram = NgramLogit(tokenizer_config.vocab_size, model_config.ngram_buckets, model_config.ngram_lookup,
+                           name=NGRAM_LAYER)(ids)
         logit = keras.layers.Add(name="logit")([logit, ngram])
     model = keras.Model(ids, keras.layers.Activation("sigmoid", name=OUTPUT_LAYER)(logit),
                         name=f"sentilite_{model_config.cell}")

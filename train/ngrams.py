@@ -1,28 +1,50 @@
 """Stage 1 of training: the n-gram branch, fitted as a logistic regression before the cell.
 
 Features are the rows of the n-gram table a review reads
-(``recurrence.ngram_rows``: unigram ids and hashed bigram buckets), counted
-and divided by the square root of their number, exactly as the model sums
-them. Each feature is scaled by its Naive-Bayes log-count ratio before the
-regression (NBSVM, Wang & Manning 2012), and the fitted weight of a feature
-is coefficient x ratio, so the model needs one number per table row.
+(``recurrence.ngram_rows``: unigram ids, and hashed bigram buckets or the
+slots of a learned dictionary), counted and divided by the square root of
+their number, exactly as the model sums them. Each feature is scaled by its
+Naive-Bayes log-count ratio before the regression (NBSVM, Wang & Manning
+2012), and the fitted weight of a feature is coefficient x ratio, so the
+model needs one number per table row.
+
+The learned dictionary (``learn_dictionary``) is chosen the same way: a
+regression on every bigram and trigram code, exactly, then the codes with
+the largest weights get the dictionary's slots.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from sentilite.runtime.recurrence import ngram_rows
+import logging
+import time
+
+from sentilite.runtime.recurrence import (
+    EMPTY_FINGERPRINT,
+    FINGERPRINT_MODULUS,
+    MAX_DISPLACEMENT,
+    NgramDictionary,
+    dictionary_groups,
+    ngram_keys,
+    ngram_rows,
+)
+from sentilite.runtime.tokenizer import PAD_ID
 
 _CHUNK = 2048  # rows hashed at a time: bounds the int64 temporaries
+# The share of a dictionary's slots given to keys: the spare 2% lets the last groups find room
+# within MAX_DISPLACEMENT of where they hash.
+DICTIONARY_LOAD = 0.98
+_DISPLACEMENT_BATCH = 2048  # displacements tried at once per group
+log = logging.getLogger("sentilite.train")
 
 
-def ngram_matrix(ids: np.ndarray, vocab_size: int, buckets: int):
+def ngram_matrix(ids: np.ndarray, vocab_size: int, buckets: int, dictionary: NgramDictionary | None = None):
     """scipy CSR (n, vocab_size + buckets): count of each table row / sqrt(total count), padding left out."""
     import scipy.sparse as sp
 
     row_parts, col_parts, val_parts = [], [], []
     for start in range(0, len(ids), _CHUNK):
-        rows, count = ngram_rows(ids[start: start + _CHUNK], vocab_size, buckets)
+        rows, count = ngram_rows(ids[start: start + _CHUNK], vocab_size, buckets, dictionary)
         r, c = np.nonzero(rows)
         row_parts.append(r + start)
         col_parts.append(rows[r, c])
@@ -42,7 +64,8 @@ def nb_ratio(matrix, labels: np.ndarray, alpha: float = 1.0) -> np.ndarray:
     return np.log((p / p.sum()) / (q / q.sum())).astype(np.float32)
 
 
-def fit_ngram_weights(matrix, labels: np.ndarray, c: float, ratio_rows=None) -> tuple[np.ndarray, float]:
+def fit_ngram_weights(matrix, labels: np.ndarray, c: float, ratio_rows=None,
+                      zero_padding: bool = True) -> tuple[np.ndarray, float]:
     """(one weight per table row, bias). NB ratios come from ``ratio_rows`` (whole reviews, not crops)."""
     import scipy.sparse as sp
     from sklearn.linear_model import LogisticRegression
@@ -52,7 +75,8 @@ def fit_ngram_weights(matrix, labels: np.ndarray, c: float, ratio_rows=None) -> 
     regression = LogisticRegression(C=c, solver="liblinear", max_iter=5000)
     regression.fit(matrix @ sp.diags(ratio), labels)
     weights = (regression.coef_.ravel() * ratio).astype(np.float32)
-    weights[0] = 0.0  # padding
+    if zero_padding:
+        weights[0] = 0.0  # padding
     return weights, float(regression.intercept_[0])
 
 
@@ -66,3 +90,101 @@ def refit_ngram_weights(matrices, labels, review_rows, c: float) -> tuple[np.nda
 
     return fit_ngram_weights(sp.vstack(list(matrices)).tocsr(), np.concatenate(list(labels)), c,
                              ratio_rows=np.concatenate(list(review_rows)))
+
+
+def learn_dictionary(ids: np.ndarray, labels: np.ndarray, review_rows, vocab_size: int, slots: int,
+                     c: float) -> NgramDictionary:
+    """The dictionary of a branch: the bigram and trigram codes that earn a slot, and where each lives.
+
+    Every code of the rows is a feature of one exact NB-weighted regression
+    (no hashing, so no collisions); the ``DICTIONARY_LOAD * slots`` codes with
+    the largest absolute weights are kept and placed by ``place_keys``.
+    """
+    started = time.time()
+    codes, weights = exact_ngram_weights(ids, labels, review_rows, vocab_size, c)
+    wanted = int(DICTIONARY_LOAD * slots)
+    order = np.argsort(-np.abs(weights), kind="stable")[:wanted]
+    dictionary, placed = place_keys(codes[order], slots)
+    log.info("n-gram dictionary: %d of %d bigram/trigram codes placed in %d slots (%.0f s)",
+             placed, len(codes), slots, time.time() - started)
+    return dictionary
+
+
+def exact_ngram_weights(ids: np.ndarray, labels: np.ndarray, review_rows, vocab_size: int,
+                        c: float) -> tuple[np.ndarray, np.ndarray]:
+    """(every bigram/trigram code seen, its weight) from one NB-weighted regression with the unigrams."""
+    import scipy.sparse as sp
+
+    row_parts, code_parts, val_parts = [], [], []
+    for start in range(0, len(ids), _CHUNK):
+        chunk = np.asarray(ids[start: start + _CHUNK], np.int64)
+        keys, valid = ngram_keys(chunk, vocab_size)
+        real = chunk != PAD_ID
+        count = real.sum(axis=1) + valid.sum(axis=1)
+        r1, c1 = np.nonzero(real)
+        r2, c2 = np.nonzero(valid)
+        # Unigram i is code -vocab_size + i: below every bigram/trigram code, one sort keeps them apart.
+        codes = np.concatenate([chunk[r1, c1] - vocab_size, keys[r2, c2]])
+        rows = np.concatenate([r1, r2])
+        row_parts.append(rows + start)
+        code_parts.append(codes)
+        val_parts.append((1.0 / np.sqrt(np.maximum(count, 1)))[rows].astype(np.float32))
+    codes = np.concatenate(code_parts)
+    known, columns = np.unique(codes, return_inverse=True)
+    matrix = sp.csr_matrix((np.concatenate(val_parts), (np.concatenate(row_parts), columns)),
+                           shape=(len(ids), len(known)), dtype=np.float32)
+    matrix.sum_duplicates()
+    weights, _ = _nb_regression(matrix, labels, c, review_rows)
+    longer = known >= 0
+    return known[longer], weights[longer]
+
+
+def place_keys(keys: np.ndarray, slots: int) -> tuple[NgramDictionary, int]:
+    """Hash-and-displace: one displacement per group so that the keys, best first, get slots of their own.
+
+    Groups are placed largest first. A group whose keys cannot all find free
+    slots within MAX_DISPLACEMENT loses its last (least weighty) key and tries
+    again; so does a group where two keys share a base slot. Returns the
+    dictionary and how many keys it holds.
+    """
+    keys = np.asarray(keys, np.int64)
+    groups = dictionary_groups(slots)
+    group_of, base = keys % groups, keys % slots
+    occupied = np.zeros(slots, bool)
+    fingerprints = np.full(slots, EMPTY_FINGERPRINT, np.int64)
+    displacements = np.zeros(groups, np.int64)
+    # Members of each group in priority order (keys come best first).
+    order = np.argsort(group_of, kind="stable")
+    bounds = np.searchsorted(group_of[order], np.arange(groups + 1))
+    members = [order[bounds[g]: bounds[g + 1]] for g in range(groups)]
+    placed = 0
+    tries = np.arange(_DISPLACEMENT_BATCH)
+    for g in sorted(range(groups), key=lambda g: -len(members[g])):
+        kept = members[g]
+        while len(kept):
+            _, first = np.unique(base[kept], return_index=True)
+            if len(first) < len(kept):  # two keys, one base slot: no displacement separates them
+                kept = kept[np.sort(first)]
+                continue
+            found = None
+            for start in range(0, MAX_DISPLACEMENT, _DISPLACEMENT_BATCH):
+                d = tries[: MAX_DISPLACEMENT - start] + start
+                taken = occupied[(base[kept][None, :] + d[:, None]) % slots].any(axis=1)
+                if not taken.all():
+                    found = int(d[np.argmin(taken)])
+                    break
+            if found is not None:
+                break
+            kept = kept[:-1]
+        if not len(kept):
+            continue
+        slot = (base[kept] + found) % slots
+        occupied[slot] = True
+        fingerprints[slot] = keys[kept] % FINGERPRINT_MODULUS
+        displacements[g] = found
+        placed += len(kept)
+    return NgramDictionary(displacements, fingerprints), placed
+
+
+def _nb_regression(matrix, labels, c, ratio_rows):
+    return fit_ngram_weights(matrix, labels, c, ratio_rows=ratio_rows, zero_padding=False)

@@ -42,7 +42,9 @@ def results_table(folder: str) -> str:
             if model.get("window"):
                 size += f" on the last {model['window']} ids"
             if model.get("ngram_buckets"):
-                size += f"; n-grams: {tok['vocab_size']:,} + {model['ngram_buckets']:,} buckets"
+                size += f"; n-grams: {tok['vocab_size']:,} + " + (
+                    f"{model['ngram_buckets']:,}-slot bi/trigram dictionary"
+                    if model.get("ngram_lookup") == "dictionary" else f"{model['ngram_buckets']:,} buckets")
             size += f"; length {tok['maxlen']}"
             ablation = m.get("ablation", {})
             alone = lambda part: (f"{ablation[part]['test_accuracy']:.4f} ({_short(ablation[part]['short_text'])})"  # noqa: E731
