@@ -2,13 +2,19 @@
 
 Works on packages exported with any subset of formats and precisions: a size
 ratio to fp32 is left blank where there is no fp32 file of that format.
+
+The ratio measures what quantization shrinks: a file's bytes less the
+tokenizer it carries and a learned dictionary's fingerprints and
+displacements, which every precision stores alike (uint8 and int16).
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+from sentilite.runtime.architecture import ModelConfig
 from sentilite.runtime.model import MANIFEST_FILE, PRECISIONS
+from sentilite.runtime.recurrence import dictionary_groups
 from sentilite.shared.charts import grouped_bars
 from sentilite.shared.errors import ModelFileError
 from sentilite.shared.files import atomic_write_json, atomic_write_text, parse_json
@@ -38,6 +44,7 @@ def collect_rows(root: Path) -> list[dict]:
     for path in manifests:
         manifest = _load(path)
         cell, source = manifest.get("cell"), manifest["source"]
+        fixed = _integer_table_bytes(manifest, path)
         keras_file = path.parent / source.get("file", "model.keras")
         rows.append({"cell": cell, "format": "keras", "precision": "fp32", "client": None,
                      "file": f"{path.parent.name}/{keras_file.name}",
@@ -51,17 +58,27 @@ def collect_rows(root: Path) -> list[dict]:
                          "bytes": artifact["bytes"], "accuracy": ev["accuracy"], "agreement": ev["agreement"],
                          "max_abs_diff": ev["max_abs_diff"], "n": ev["n"],
                          "short_text": (ev.get("short_text") or {}).get("accuracy"),
-                         "quantized_nodes": artifact.get("quantized_nodes", [])})
-    fp32 = {(r["cell"], r["format"]): r["bytes"] for r in rows
-            if r["precision"] == "fp32" and not r["client"] and r["bytes"]}
+                         "quantized_nodes": artifact.get("quantized_nodes", []),
+                         "weight_bytes": artifact["bytes"] - (artifact.get("embedded_metadata_bytes") or 0) - fixed})
+    fp32 = {(r["cell"], r["format"]): r["weight_bytes"] for r in rows
+            if r["precision"] == "fp32" and not r["client"] and r["bytes"] and r.get("weight_bytes")}
     for r in rows:
         base = fp32.get((r["cell"], r["format"]))
-        r["size_vs_fp32"] = round(r["bytes"] / base, 4) if base and r["bytes"] is not None else None
+        r["size_vs_fp32"] = round(r["weight_bytes"] / base, 4) if base and r.get("weight_bytes") is not None else None
         limit = SIZE_LIMITS.get(r["precision"]) if r["format"] in ("tflite", "onnx") and not r["client"] else None
         r["size_limit"] = limit
         r["size_ok"] = None if limit is None or r["size_vs_fp32"] is None else bool(r["size_vs_fp32"] <= limit)
         r["under_1mb"] = None if r["precision"] not in ("dynamic-int8", "int8") else bool(r["bytes"] <= MAX_8BIT_BYTES)
     return rows
+
+
+def _integer_table_bytes(manifest: dict, path: Path) -> int:
+    """Bytes of the model's learned-dictionary tables (0 without one), from the config in its manifest."""
+    model = (manifest.get("config") or {}).get("model")
+    if model is None:
+        return 0
+    config = ModelConfig.from_dict(model, f"{path}: config.model")
+    return config.ngram_buckets + 2 * dictionary_groups(config.ngram_buckets) if config.ngram_dictionary else 0
 
 
 def _ratio(r: dict) -> str:
@@ -85,7 +102,9 @@ def write_report(root: str | os.PathLike) -> Path:
         "",
         "Every file was evaluated on the IMDB test reviews and compared with the Keras model it came from "
         "(agreement = share of reviews with the same predicted label; max diff = largest |P(positive) difference|). "
-        "Short texts: the last 10 / 20 / 40 words of every test review.",
+        "Short texts: the last 10 / 20 / 40 words of every test review. "
+        "vs fp32: the share of the same format's fp32 file, counting neither the tokenizer every file carries "
+        "nor a learned dictionary's integer tables, which every precision stores alike.",
         "Produced by `make export` (`sentilite export` per model, then `sentilite report`).",
         "",
         "| cell | format | precision | file | bytes | vs fp32 (limit) | test accuracy | last 10 / 20 / 40 words "

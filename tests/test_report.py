@@ -113,3 +113,24 @@ def test_bench_report_of_a_package_without_fp32_files(tmp_path):
     assert "- gru: `tflite int8` at 0.250 ms, 8x faster than Keras (tf.function, 2.00 ms; target 30x)" in text
     assert "## Slower than their float twin\n\n- none" in text
     assert (tmp_path / "bench_latency.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_size_ratio_leaves_out_the_tokenizer_and_the_dictionary_tables(tmp_path):
+    """What quantization shrinks: not the embedded tokenizer, not a dictionary's uint8/int16 tables."""
+    from sentilite.export.report import collect_rows
+    from sentilite.runtime.recurrence import dictionary_groups
+    from sentilite.train.config import preset_config
+
+    config = preset_config("default", "gru").to_dict()
+    fixed = 153_001 + 2 * dictionary_groups(153_001)
+    folder = _package(tmp_path, "gru", [
+        {"file": "model.fp32.onnx", "format": "onnx", "precision": "fp32", "bytes": 1_000_000 + 80_000 + fixed,
+         "embedded_metadata_bytes": 80_000, "eval": _eval(0.9)},
+        {"file": "model.int8.onnx", "format": "onnx", "precision": "int8", "bytes": 300_000 + 80_000 + fixed,
+         "embedded_metadata_bytes": 80_000, "eval": _eval(0.9)},
+    ])
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["config"] = config
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    rows = {r["file"]: r for r in collect_rows(tmp_path)}
+    assert rows["gru/model.int8.onnx"]["size_vs_fp32"] == 0.3 and rows["gru/model.int8.onnx"]["size_ok"] is True
