@@ -2,8 +2,9 @@
 
 This is the reference every exported graph is built from and checked
 against: the numpy backend runs it on a device with no inference engine,
-and both exporters take their padding-state tables (``pad_states``) and the
-n-gram hashing rule (``ngram_rows``) from here, so the formats cannot drift.
+and both exporters take their padding-state tables (``pad_states``), the
+n-gram codes (``ngram_keys``) and the lookup rule (``ngram_rows``,
+``NgramDictionary``) from here, so the formats cannot drift.
 
 Keras 3 defaults: sigmoid gates, GRU with reset_after. The embedding and the
 input projection are folded into one table at load time (row ``i`` is

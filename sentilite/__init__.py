@@ -6,5 +6,5 @@ vocabulary, Keras models, fitting; needs TensorFlow), ``sentilite.export``
 (tokenizer, padding, backends; numpy plus one inference engine) and
 ``sentilite.bench``. ``sentilite.shared`` holds what every part uses.
 """
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 LABELS = ("negative", "positive")
