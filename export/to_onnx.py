@@ -200,7 +200,6 @@ def ngram_branch(table: np.ndarray, vocab_size: int, buckets: int, dictionary: N
         numpy_helper.from_array(np.array(buckets, np.int32), "ng_buckets"),
         numpy_helper.from_array(np.array([0], np.int64), "ng_start"),
         numpy_helper.from_array(np.array([1], np.int64), "ng_one"),
-        numpy_helper.from_array(np.array([2], np.int64), "ng_two"),
         numpy_helper.from_array(np.array([-1], np.int64), "ng_minus_one"),
         numpy_helper.from_array(np.array([_INT64_MAX], np.int64), "ng_end"),
         numpy_helper.from_array(np.array(1.0, np.float32), "ng_min_count"),
@@ -232,6 +231,7 @@ def ngram_branch(table: np.ndarray, vocab_size: int, buckets: int, dictionary: N
             numpy_helper.from_array(np.array(vocab_size * vocab_size, np.int32), "ng_trigram_offset"),
             numpy_helper.from_array(np.array(dictionary.groups, np.int32), "ng_groups"),
             numpy_helper.from_array(np.array(FINGERPRINT_MODULUS, np.int32), "ng_fingerprint_modulus"),
+            numpy_helper.from_array(np.array([2], np.int64), "ng_two"),
         ]
         nodes += [
             # trigram (a, b, c): V**2 + ((a * V + b) % P) * V + c, valid when all three ids are real
