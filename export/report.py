@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sentilite.runtime.architecture import ModelConfig
 from sentilite.runtime.model import MANIFEST_FILE, PRECISIONS
-from sentilite.runtime.recurrence import dictionary_groups
+from sentilite.runtime.recurrence import dictionary_table_bytes
 from sentilite.shared.charts import grouped_bars
 from sentilite.shared.errors import ModelFileError
 from sentilite.shared.files import atomic_write_json, atomic_write_text, parse_json
@@ -78,7 +78,7 @@ def _integer_table_bytes(manifest: dict, path: Path) -> int:
     if model is None:
         return 0
     config = ModelConfig.from_dict(model, f"{path}: config.model")
-    return config.ngram_buckets + 2 * dictionary_groups(config.ngram_buckets) if config.ngram_dictionary else 0
+    return dictionary_table_bytes(config.ngram_buckets) if config.ngram_dictionary else 0
 
 
 def _ratio(r: dict) -> str:

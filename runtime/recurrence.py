@@ -21,7 +21,7 @@ CELL_GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 PAD_STATE_TOLERANCE = 1e-6
 # Bigram codes are ``prev * vocab_size + cur`` in int32 in every graph: this keeps them under 2**31.
 MAX_NGRAM_VOCAB = 46340
-# The learned dictionary (``ngram_lookup="dictionary"``, see ``dictionary_keys``). Its slots hold
+# The learned dictionary (``ngram_lookup="dictionary"``, see ``NgramDictionary``). Its slots hold
 # fingerprints in 0..250 (empty slots 255, which no key has) and each group of about 4 keys shares
 # one displacement below 2**15, so the files can store them as uint8 and int16.
 FINGERPRINT_MODULUS = 251
@@ -172,6 +172,11 @@ def dictionary_groups(slots: int) -> int:
     while np.gcd(groups, slots) != 1 or np.gcd(groups, FINGERPRINT_MODULUS) != 1:
         groups += 1
     return groups
+
+
+def dictionary_table_bytes(slots: int) -> int:
+    """Bytes of a dictionary's fingerprints (uint8) and displacements (int16), as every file stores them."""
+    return int(slots) + 2 * dictionary_groups(slots)
 
 
 def trigram_modulus(vocab_size: int) -> int:

@@ -70,11 +70,11 @@ def test_quantized_files_are_small(exported, cell):
     A learned dictionary's fingerprints and displacements are already 8 and
     16 bits in every file, so they are left out of the ratios.
     """
-    from sentilite.runtime.recurrence import dictionary_groups
+    from sentilite.runtime.recurrence import dictionary_table_bytes
 
     _, manifest = exported[cell]
     model = small_config(cell).model
-    fixed = model.ngram_buckets + 2 * dictionary_groups(model.ngram_buckets) if model.ngram_dictionary else 0
+    fixed = dictionary_table_bytes(model.ngram_buckets) if model.ngram_dictionary else 0
     size = {(a["format"], a["precision"]): a["bytes"] - a["embedded_metadata_bytes"] - fixed
             for a in runtime_files(manifest)}
     for fmt in ("tflite", "onnx"):

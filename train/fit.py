@@ -162,11 +162,11 @@ def train_model(
         blend = fit_blend(ngram["val_logits"], cell_val, y_val)
         log.info("blend on %d validation rows: n-gram x %.3f + cell x %.3f + %.3f", len(y_val),
                  blend["ngram_scale"], blend["cell_scale"], blend["bias"])
+        kept = ngram["kept"]
         dense = model.get_layer(CELL_LOGIT_LAYER)
         kernel, bias = dense.get_weights()
         dense.set_weights([kernel * blend["cell_scale"],
-                           bias * blend["cell_scale"] + blend["ngram_scale"] * ngram["kept"].bias + blend["bias"]])
-        kept = ngram["kept"]
+                           bias * blend["cell_scale"] + blend["ngram_scale"] * kept.bias + blend["bias"]])
         tables = [kept.weights * blend["ngram_scale"]]
         if kept.dictionary is not None:
             tables += [kept.dictionary.displacements, kept.dictionary.fingerprints]

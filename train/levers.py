@@ -27,7 +27,7 @@ import time
 
 import numpy as np
 from sentilite.runtime.architecture import ModelConfig
-from sentilite.runtime.recurrence import dictionary_groups
+from sentilite.runtime.recurrence import dictionary_table_bytes
 from sentilite.runtime.tokenizer import OOV_ID, PAD_ID
 
 from sentilite.shared.errors import ConfigError
@@ -247,7 +247,7 @@ def ngram_branch_bytes(model: ModelConfig, vocab_size: int) -> int:
     """Bytes of an n-gram branch at 8 bits: a weight per row, and a dictionary's fingerprints and displacements."""
     size = vocab_size + model.ngram_buckets
     if model.ngram_dictionary:
-        size += model.ngram_buckets + 2 * dictionary_groups(model.ngram_buckets)
+        size += dictionary_table_bytes(model.ngram_buckets)
     return size
 
 

@@ -40,17 +40,34 @@ log = logging.getLogger("sentilite.train")
 
 def ngram_matrix(ids: np.ndarray, vocab_size: int, buckets: int, dictionary: NgramDictionary | None = None):
     """scipy CSR (n, vocab_size + buckets): count of each table row / sqrt(total count), padding left out."""
-    import scipy.sparse as sp
+    def table_rows(chunk):
+        rows, count = ngram_rows(chunk, vocab_size, buckets, dictionary)
+        r, c = np.nonzero(rows)
+        return r, rows[r, c], count
 
+    rows, columns, values = _scaled_occurrences(ids, table_rows)
+    return _csr(values, rows, columns, (len(ids), vocab_size + buckets))
+
+
+def _scaled_occurrences(ids: np.ndarray, occurrences) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row, column, 1/sqrt(row's n-gram count)) of every occurrence, found _CHUNK rows at a time.
+
+    ``occurrences(chunk)`` gives (row in chunk, column, n-gram count of each chunk row).
+    """
     row_parts, col_parts, val_parts = [], [], []
     for start in range(0, len(ids), _CHUNK):
-        rows, count = ngram_rows(ids[start: start + _CHUNK], vocab_size, buckets, dictionary)
-        r, c = np.nonzero(rows)
+        r, col, count = occurrences(ids[start: start + _CHUNK])
         row_parts.append(r + start)
-        col_parts.append(rows[r, c])
+        col_parts.append(col)
         val_parts.append((1.0 / np.sqrt(np.maximum(count, 1)))[r].astype(np.float32))
-    matrix = sp.csr_matrix((np.concatenate(val_parts), (np.concatenate(row_parts), np.concatenate(col_parts))),
-                           shape=(len(ids), vocab_size + buckets), dtype=np.float32)
+    return np.concatenate(row_parts), np.concatenate(col_parts), np.concatenate(val_parts)
+
+
+def _csr(values, rows, columns, shape):
+    """Occurrences summed per (row, column)."""
+    import scipy.sparse as sp
+
+    matrix = sp.csr_matrix((values, (rows, columns)), shape=shape, dtype=np.float32)
     matrix.sum_duplicates()
     return matrix
 
@@ -113,28 +130,21 @@ def learn_dictionary(ids: np.ndarray, labels: np.ndarray, review_rows, vocab_siz
 def exact_ngram_weights(ids: np.ndarray, labels: np.ndarray, review_rows, vocab_size: int,
                         c: float) -> tuple[np.ndarray, np.ndarray]:
     """(every bigram/trigram code seen, its weight) from one NB-weighted regression with the unigrams."""
-    import scipy.sparse as sp
-
-    row_parts, code_parts, val_parts = [], [], []
-    for start in range(0, len(ids), _CHUNK):
-        chunk = np.asarray(ids[start: start + _CHUNK], np.int64)
+    def codes(chunk):
+        chunk = np.asarray(chunk, np.int64)
         keys, valid = ngram_keys(chunk, vocab_size)
         real = chunk != PAD_ID
-        count = real.sum(axis=1) + valid.sum(axis=1)
         r1, c1 = np.nonzero(real)
         r2, c2 = np.nonzero(valid)
         # Unigram i is code -vocab_size + i: below every bigram/trigram code, one sort keeps them apart.
-        codes = np.concatenate([chunk[r1, c1] - vocab_size, keys[r2, c2]])
-        rows = np.concatenate([r1, r2])
-        row_parts.append(rows + start)
-        code_parts.append(codes)
-        val_parts.append((1.0 / np.sqrt(np.maximum(count, 1)))[rows].astype(np.float32))
-    codes = np.concatenate(code_parts)
-    known, columns = np.unique(codes, return_inverse=True)
-    matrix = sp.csr_matrix((np.concatenate(val_parts), (np.concatenate(row_parts), columns)),
-                           shape=(len(ids), len(known)), dtype=np.float32)
-    matrix.sum_duplicates()
-    weights, _ = _nb_regression(matrix, labels, c, review_rows)
+        return (np.concatenate([r1, r2]), np.concatenate([chunk[r1, c1] - vocab_size, keys[r2, c2]]),
+                real.sum(axis=1) + valid.sum(axis=1))
+
+    rows, found, values = _scaled_occurrences(ids, codes)
+    known, columns = np.unique(found, return_inverse=True)
+    matrix = _csr(values, rows, columns, (len(ids), len(known)))
+    # Column 0 is a real unigram here, not padding: it keeps its weight.
+    weights, _ = fit_ngram_weights(matrix, labels, c, ratio_rows=review_rows, zero_padding=False)
     longer = known >= 0
     return known[longer], weights[longer]
 
@@ -185,6 +195,3 @@ def place_keys(keys: np.ndarray, slots: int) -> tuple[NgramDictionary, int]:
         placed += len(kept)
     return NgramDictionary(displacements, fingerprints), placed
 
-
-def _nb_regression(matrix, labels, c, ratio_rows):
-    return fit_ngram_weights(matrix, labels, c, ratio_rows=ratio_rows, zero_padding=False)
