@@ -69,15 +69,24 @@ class SentimentModel:
             positive = bool(p >= 0.5)
             yield self.labels[int(positive)], float(p if positive else 1.0 - p)
 
+    def encode_one(self, text) -> np.ndarray:
+        """The (1, width) int32 row this model's file reads for one text.
+
+        One text is the usual call on a device. A variable-length file gets
+        the cut row straight away rather than a padded maxlen row that
+        run_batches would cut again (a third of the runtime's own time for one
+        review; the row is the same); any other file gets the padded row.
+        """
+        text = as_text(text, 0)
+        if self.backend.variable_length and self.tokenizer.config.padding == "pre":
+            return cut_row(self.tokenizer.encode(text), self.tokenizer.config)
+        return self.tokenizer.encode_batch([text])
+
     def _positive(self, texts) -> np.ndarray:
         if isinstance(texts, (str, bytes)):
             raise TypeError("expected a list of texts, got a single text; wrap it in a list")
-        if isinstance(texts, (list, tuple)) and len(texts) == 1 and self.backend.variable_length \
-                and self.tokenizer.config.padding == "pre":
-            # One text, the usual call on a device: build its cut row directly rather
-            # than a padded maxlen row that run_batches would cut again (a third of
-            # the runtime's own time for one review; the row is the same).
-            return self.backend.run(cut_row(self.tokenizer.encode(as_text(texts[0], 0)), self.tokenizer.config))
+        if isinstance(texts, (list, tuple)) and len(texts) == 1:
+            return self.backend.run(self.encode_one(texts[0]))
         return self.predict_ids(self.tokenizer.encode_batch(texts))
 
 

@@ -25,9 +25,12 @@ def test_quick_bench_writes_rows_for_every_file_and_keras(exported, imdb, tmp_pa
         assert r["throughput_per_s"] > 0 and r["cold_start_s"] > 0 and r["peak_rss_mb"] > 0
         if r["format"] != "keras":
             assert r["skips_padding"] is True and r["latency_ms_p50_whole_rows"] > 0, r
+        assert r["latency_ms_p50_tokenize"] > 0 and r["latency_ms_p50_engine"] > 0, r
     keras = next(r for r in rows if r["format"] == "keras")
     onnx = next(r for r in rows if r["format"] == "onnx" and r["precision"] == "fp32")
     assert onnx["install_mb"] < keras["install_mb"]  # the runtime installs far less than TensorFlow
     report = (root / "bench.md").read_text()
     assert "| gru | keras |" in report and "Best file of each cell" in report
+    best = min((r for r in rows if r["format"] != "keras"), key=lambda r: r["latency_ms_p50"])
+    assert f"the engine {best['latency_ms_p50_engine']:.3f} ms" in report  # the split of the best file, in its line
     assert (root / "bench_latency.png").read_bytes()[:4] == b"\x89PNG"

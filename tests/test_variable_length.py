@@ -282,8 +282,12 @@ def test_one_text_is_answered_from_its_cut_row_as_in_a_batch():
         np.testing.assert_allclose(one[0], expected, atol=1e-6)
         n = min(len(tokenizer.encode(text)), MAXLEN)
         assert backend.widths == [(1, min(MAXLEN, max(1, -(-n // 16)) * 16))]
+        np.testing.assert_array_equal(model.encode_one(text), tokenizer.encode_batch([text])[:, -backend.widths[0][1]:])
         assert model.predict([text]) == [model.labels[int(expected[1] >= 0.5)]]
     backend.variable_length = False  # a fixed-length file gets the whole padded row
     backend.widths.clear()
     np.testing.assert_allclose(model.predict_proba([texts[4]]), together[4:5], atol=1e-6)
     assert backend.widths == [(1, MAXLEN)]
+    np.testing.assert_array_equal(model.encode_one(texts[4]), tokenizer.encode_batch([texts[4]]))
+    with pytest.raises(TypeError, match="at index 0"):
+        model.encode_one(3)
