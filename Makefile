@@ -13,6 +13,21 @@ LEVER_CELLS ?= gru
 # MediaPipe's TextClassifier and tflite-support's NLClassifier, in a venv of their own (never in $(VENV)).
 MEDIAPIPE_VENV  ?= .venv-mediapipe
 MEDIAPIPE_STAMP := $(MEDIAPIPE_VENV)/.sentilite-client.json
+# What make install needs on disk: .venv (TensorFlow, PySpark) and .venv-mediapipe take 4.3 GiB, and pip
+# unpacks wheels beside them. Checked first, so a full disk stops the install with one clear line instead of
+# pip's "[Errno 28] No space left on device" half-way through. MIN_FREE_GIB=0 skips the check.
+MIN_FREE_GIB ?= 6
+define CHECK_FREE_DISK
+import shutil, sys, pathlib
+need, where = float(sys.argv[1]), pathlib.Path(sys.argv[2])
+while not where.exists():  # the venv's folder may not be made yet: its disk is its nearest existing parent's
+    where = where.parent
+free = shutil.disk_usage(where).free / 2**30
+if free < need:
+    sys.exit(f"make install: {free:.1f} GiB free in {where}, the virtual environments need about {need:g} GiB; "
+             "free some space, or set MIN_FREE_GIB=0 to try anyway")
+endef
+export CHECK_FREE_DISK
 # Data: IMDB_DATA (a folder or .tar.gz) if set, else the cache, downloading once.
 export IMDB_DATA
 
@@ -25,6 +40,7 @@ help: ## list the targets
 install: $(STAMP) ## create .venv and install .[$(EXTRAS)]
 
 $(STAMP): pyproject.toml
+	@$(PYTHON) -c "$$CHECK_FREE_DISK" $(MIN_FREE_GIB) $(dir $(abspath $(VENV)))
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
 	$(BIN)/pip install -e '.[$(EXTRAS)]'
