@@ -56,7 +56,10 @@ class Backend:
         out = self._run(ids)
         if out.shape != (len(ids),):
             raise ModelFileError(f"{self._source}: the file gives {out.size} values for {len(ids)} rows")
-        if not np.isfinite(out).all():
+        # math.isfinite over the Python floats, not np.isfinite(out).all(): right after an engine
+        # call the numpy ufunc and reduction took 5-6 µs of a 0.17 ms review (one review at a
+        # time, onnxruntime, measured in a loop like the bench's); this way takes about 1 µs.
+        if not all(map(math.isfinite, out.tolist())):
             raise ModelFileError(f"{self._source}: the file computed a non-finite probability (damaged weights?)")
         return out
 

@@ -45,6 +45,10 @@ class SentimentModel:
     def predict_proba(self, texts: Iterable) -> np.ndarray:
         """(n, 2): P(negative), P(positive), in input order."""
         positive = self._positive(texts)
+        if len(positive) == 1:  # one text, the usual call on a device: no numpy arithmetic (5 µs of 0.17 ms)
+            p = float(positive[0])
+            # 1 - p in float64 rounded to float32 is exactly float32's 1 - p: one operation, 53 >= 2 x 24 + 2 bits
+            return np.array([[1.0 - p, p]], dtype=np.float32)
         out = np.empty((len(positive), 2), dtype=np.float32)
         out[:, 0] = 1.0 - positive
         out[:, 1] = positive

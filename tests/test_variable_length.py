@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 
 from sentilite.runtime.architecture import ModelConfig
+from sentilite.runtime.backends import Backend
 from sentilite.runtime.model import run_batches
 from sentilite.runtime.numpy_model import NumpySentimentModel
 from sentilite.runtime.recurrence import NgramDictionary, Recurrence, ngram_keys, ngram_logit, ngram_rows
+from sentilite.shared.errors import ModelFileError
 from sentilite.train.ngrams import place_keys
 
 CELLS = ("rnn", "lstm", "gru")
@@ -280,6 +282,9 @@ def test_one_text_is_answered_from_its_cut_row_as_in_a_batch():
         backend.widths.clear()
         one = model.predict_proba([text])
         np.testing.assert_allclose(one[0], expected, atol=1e-6)
+        # one text's answer is built from a Python float: still float32, and P(negative) is float32's 1 - p
+        assert one.dtype == np.float32 and one.shape == (1, 2)
+        assert one[0, 0] == np.float32(1.0) - one[0, 1]
         n = min(len(tokenizer.encode(text)), MAXLEN)
         assert backend.widths == [(1, min(MAXLEN, max(1, -(-n // 16)) * 16))]
         np.testing.assert_array_equal(model.encode_one(text), tokenizer.encode_batch([text])[:, -backend.widths[0][1]:])
@@ -291,3 +296,36 @@ def test_one_text_is_answered_from_its_cut_row_as_in_a_batch():
     np.testing.assert_array_equal(model.encode_one(texts[4]), tokenizer.encode_batch([texts[4]]))
     with pytest.raises(TypeError, match="at index 0"):
         model.encode_one(3)
+
+
+def test_one_minus_p_via_a_python_float_is_float32_arithmetic_exactly():
+    """The one-text predict_proba rounds 1 - p from float64; it must equal float32's own 1 - p bit for bit."""
+    rng = np.random.default_rng(7)
+    p = np.concatenate([
+        rng.random(100_000, dtype=np.float32),
+        np.float32(2.0) ** -np.arange(1, 150, dtype=np.float32),  # down to the smallest subnormal
+        np.nextafter(np.float32(1.0), np.float32(0.0)) - np.arange(1000, dtype=np.float32) * np.float32(2.0 ** -24),
+        np.array([0.0, 0.5, 1.0], dtype=np.float32),
+    ])
+    via_float = np.array([1.0 - x for x in p.tolist()], dtype=np.float32)
+    np.testing.assert_array_equal(via_float, np.float32(1.0) - p)
+
+
+class _AnsweringBackend(Backend):
+    def __init__(self, values):
+        self.values, self._source = np.asarray(values, dtype=np.float32), "tiny.onnx"
+
+    def _run(self, ids):
+        return self.values
+
+
+@pytest.mark.parametrize("values, message", [
+    ([float("nan")], "tiny.onnx: the file computed a non-finite probability"),
+    ([0.5, float("inf")], "tiny.onnx: the file computed a non-finite probability"),
+    ([0.5, 0.5, 0.5], "tiny.onnx: the file gives 3 values for 2 rows"),
+])
+def test_backend_run_refuses_non_finite_or_miscounted_answers(values, message):
+    rows = np.ones((len(values) if len(values) < 3 else 2, 4), dtype=np.int32)
+    with pytest.raises(ModelFileError, match=message):
+        _AnsweringBackend(values).run(rows)
+    assert _AnsweringBackend([0.25] * len(rows)).run(rows).tolist() == [0.25] * len(rows)
