@@ -111,6 +111,8 @@ def cut_widths(ids: np.ndarray) -> np.ndarray:
 
 def _bucket_width(lengths, maxlen: int):
     """A length (or an array of them) rounded up to a multiple of LENGTH_BUCKET, at least one bucket, at most maxlen."""
+    if isinstance(lengths, int):  # one text: Python's min/max, as numpy's scalar ufuncs cost ~5 µs of a review here
+        return min(maxlen, max(1, -(-lengths // LENGTH_BUCKET)) * LENGTH_BUCKET)
     return np.minimum(maxlen, np.maximum(1, -(-lengths // LENGTH_BUCKET)) * LENGTH_BUCKET)
 
 
@@ -122,8 +124,8 @@ def cut_row(ids: Sequence[int], config: TokenizerConfig) -> np.ndarray:
     maxlen = config.maxlen
     ids = ids[-maxlen:] if config.truncating == "pre" else ids[:maxlen]
     n = len(ids)
-    width = int(_bucket_width(n, maxlen))
-    row = np.full((1, width), PAD_ID, dtype=np.int32)
+    width = _bucket_width(n, maxlen)
+    row = np.zeros((1, width), dtype=np.int32)  # PAD_ID is 0; np.full cost 3-4 µs more a review
     if n:
         row[0, width - n:] = ids
     return row
