@@ -2,7 +2,8 @@
 
 Everything is measured in one run on one machine, and the report leads with
 ratios to the Keras baseline measured in the same run: absolute times on a
-shared machine are noisy, ratios much less so.
+shared machine are noisy, ratios much less so, and less still when the
+baseline and the files take turns on the same stretch of time.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import numpy as np
 
 from sentilite.runtime.model import MANIFEST_FILE, read_manifest, run_batches
 from sentilite.shared.charts import grouped_bars
+from sentilite.shared.config import check_int
 from sentilite.shared.files import atomic_write_json, atomic_write_text
 
 
@@ -33,7 +35,17 @@ class BenchConfig:
     throughput_batch: int = 256
     cold_start_runs: int = 5
     whole_row_reviews: int = 300  # latency also timed on whole (padded) rows, for the breakdown
+    # The one-review latencies of a cell's Keras model and files are timed in turns: the reviews in
+    # this many blocks, every engine on each block before the next. This machine's pace drifts
+    # (stretches of 20-30% faster reviews were seen); in turns, a drift reaches Keras and files alike.
+    latency_rounds: int = 5
     cells: tuple[str, ...] | None = None  # None = every package found
+
+    def __post_init__(self) -> None:
+        for name in ("latency_reviews", "throughput_reviews", "throughput_batch", "cold_start_runs",
+                     "whole_row_reviews", "latency_rounds"):
+            check_int("BenchConfig", name, getattr(self, name), 1)
+        check_int("BenchConfig", "warmup_reviews", self.warmup_reviews, 0)
 
 
 # Peak memory is VmHWM from /proc: it starts afresh at exec, while ru_maxrss
@@ -83,6 +95,28 @@ def _latencies(predict_one, texts) -> np.ndarray:
         predict_one(text)
         out[i] = time.perf_counter() - t0
     return out * 1000.0
+
+
+def _interleaved_latencies(engines: dict, texts, warm_texts, rounds: int) -> dict:
+    """ms per text for each engine (name -> one-text callable), timed in turns.
+
+    The texts are cut into ``rounds`` blocks; each block is timed on every
+    engine before the next block starts, the engines' order turning by one
+    each round. Every engine sees every text once, and a slow or fast
+    stretch of the machine falls on all of them. Before its turn an engine
+    answers a few ``warm_texts`` untimed, so the switch from another engine
+    does not land in its timings.
+    """
+    names = list(engines)
+    out = {name: np.empty(len(texts)) for name in names}
+    bounds = np.linspace(0, len(texts), max(1, min(rounds, len(texts))) + 1).astype(int)
+    for round_index, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:])):
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
+            for text in warm_texts:
+                engines[name](text)
+            out[name][start:stop] = _latencies(engines[name], texts[start:stop])
+    return out
 
 
 def _split_latencies(encode_one, engine, texts) -> dict:
@@ -178,27 +212,21 @@ def run_bench(root: str | os.PathLike, config: BenchConfig = BenchConfig(), data
         def keras_call(batch, engine=keras_engines["tf.function"]):
             return engine(tokenizer.encode_batch(batch))
 
-        # The faster of the two usual Keras paths for one review is the baseline.
-        best = None
+        # The faster of the two usual Keras paths for one review is the baseline; model.predict is
+        # 20x slower, so the choice is made on at most 200 reviews and only the winner is timed in turns.
+        timed = texts[config.warmup_reviews: config.warmup_reviews + config.latency_reviews]
+        probe = timed[: min(200, len(timed))]
+        probe_p50 = {}
         for path_name, engine in keras_engines.items():
-            n = config.latency_reviews if path_name == "tf.function" else min(200, config.latency_reviews)
             for t in texts[: config.warmup_reviews // 5 + 1]:
                 engine(keras_encode_one(t))
-            timed = texts[config.warmup_reviews: config.warmup_reviews + n]
-            lat = _latencies(lambda t, engine=engine: engine(keras_encode_one(t)), timed)
-            log(f"{cell} keras {path_name}: p50 {np.median(lat):.2f} ms over {len(lat)} reviews")
-            if best is None or np.median(lat) < np.median(best[1]):
-                best = (path_name, lat, timed)
-        # The same reviews split in two: tokenizing alone, then the engine alone on the rows it made.
-        keras_split = _split_latencies(keras_encode_one, keras_engines[best[0]], best[2])
-        tp1 = _throughput(keras_call, texts[: config.throughput_reviews], config.throughput_batch)
-        cold, rss, cold_runs = _cold_start(_COLD_KERAS, [str(folder / manifest["source"]["file"]),
-                                                         str(folder / manifest["tokenizer"]["file"])],
-                                           config.cold_start_runs)
-        rows.append(_row(cell, "keras", "fp32", best[0], (folder / manifest["source"]["file"]).stat().st_size,
-                         best[1], tp1, None, cold, rss, cold_runs, sizes["keras"]))
-        rows[-1].update(keras_split)
-        log(f"{cell} keras: cold start {cold:.2f} s, peak RSS {rss:.0f} MB")
+            probe_p50[path_name] = float(np.median(
+                _latencies(lambda t, engine=engine: engine(keras_encode_one(t)), probe)))
+            log(f"{cell} keras {path_name}: p50 {probe_p50[path_name]:.2f} ms over {len(probe)} reviews")
+        keras_path = min(probe_p50, key=probe_p50.get)
+        keras_one = keras_engines[keras_path]
+
+        files = []
         for artifact in manifest["artifacts"]:
             if artifact.get("client"):  # made for another client (MediaPipe): the runtime does not load it
                 continue
@@ -207,8 +235,26 @@ def run_bench(root: str | os.PathLike, config: BenchConfig = BenchConfig(), data
             model = load(file, backend=backend, batch_size=1, num_threads=1)
             for t in texts[: config.warmup_reviews]:
                 model.predict_proba([t])
-            timed = texts[config.warmup_reviews: config.warmup_reviews + config.latency_reviews]
-            lat = _latencies(lambda t: model.predict_proba([t]), timed)
+            files.append((artifact, file, backend, model))
+        one_review = {"keras": lambda t: keras_one(keras_encode_one(t))}
+        for artifact, _, _, model in files:
+            one_review[artifact["file"]] = lambda t, model=model: model.predict_proba([t])
+        log(f"{cell}: one review at a time, {len(one_review)} engines in turns, {config.latency_rounds} rounds")
+        latencies = _interleaved_latencies(one_review, timed, texts[:3], config.latency_rounds)
+
+        # The same reviews split in two: tokenizing alone, then the engine alone on the rows it made.
+        keras_split = _split_latencies(keras_encode_one, keras_one, timed)
+        tp1 = _throughput(keras_call, texts[: config.throughput_reviews], config.throughput_batch)
+        cold, rss, cold_runs = _cold_start(_COLD_KERAS, [str(folder / manifest["source"]["file"]),
+                                                         str(folder / manifest["tokenizer"]["file"])],
+                                           config.cold_start_runs)
+        rows.append(_row(cell, "keras", "fp32", keras_path, (folder / manifest["source"]["file"]).stat().st_size,
+                         latencies["keras"], tp1, None, cold, rss, cold_runs, sizes["keras"]))
+        rows[-1].update(keras_split)
+        log(f"{cell} keras: p50 {np.median(latencies['keras']):.2f} ms, cold start {cold:.2f} s, "
+            f"peak RSS {rss:.0f} MB")
+        for artifact, file, backend, model in files:
+            lat = latencies[artifact["file"]]
             split = _split_latencies(model.encode_one, model.backend.run, timed)
             # The same reviews as whole rows of maxlen ids, as Keras reads them: how much of the
             # speed-up is the engine and how much is leaving the padding out.
@@ -252,12 +298,16 @@ def write_bench_report(root: Path, result: dict) -> None:
     rows = result["rows"]
     keras = {r["cell"]: r for r in rows if r["format"] == "keras"}
     s = result["settings"]
+    # a bench.json from before the turns has no latency_rounds: each engine was timed on its own
+    turns = (f", a cell's Keras model and files timed in turns ({s['latency_rounds']} rounds, each on a block of "
+             f"the reviews) so that a drift in the machine's pace reaches all of them"
+             if s.get("latency_rounds", 1) > 1 else "")
     lines = [
         "# sentilite benchmark",
         "",
         f"One run on {result['machine']['processor']} ({result['machine']['cpus']} CPUs), Python "
         f"{result['machine']['python']}. Latency: one review at a time (tokenizing included), one thread, "
-        f"{s['latency_reviews']} IMDB test reviews after {s['warmup_reviews']} warm-up; p50 and p99, spread as "
+        f"{s['latency_reviews']} IMDB test reviews after {s['warmup_reviews']} warm-up{turns}; p50 and p99, spread as "
         f"the interquartile range. Throughput: batches of {s['throughput_batch']} over {s['throughput_reviews']} "
         f"reviews. Cold start: a fresh process that imports, loads and classifies one review, median of "
         f"{s['cold_start_runs']} runs. Ratios are against the Keras model of the same cell in this run "

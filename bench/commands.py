@@ -11,6 +11,8 @@ def add_commands(sub) -> None:
     p.add_argument("--cells", nargs="+", choices=("rnn", "lstm", "gru"))
     p.add_argument("--latency-reviews", type=int, default=1000)
     p.add_argument("--cold-start-runs", type=int, default=5)
+    p.add_argument("--latency-rounds", type=int, default=5,
+                   help="time a cell's Keras model and files in turns, the reviews in this many blocks (1: one after another)")
     p.add_argument("--quick", action="store_true", help="few repetitions: a smoke run, not a measurement")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=run_bench)
@@ -27,7 +29,8 @@ def run_bench(args) -> int:
         config = BenchConfig(latency_reviews=50, warmup_reviews=5, throughput_reviews=256, throughput_batch=64,
                              cold_start_runs=1, whole_row_reviews=20, cells=cells)
     else:
-        config = BenchConfig(latency_reviews=args.latency_reviews, cold_start_runs=args.cold_start_runs, cells=cells)
+        config = BenchConfig(latency_reviews=args.latency_reviews, cold_start_runs=args.cold_start_runs,
+                             latency_rounds=args.latency_rounds, cells=cells)
     bench(args.folder, config, data=load_imdb(args.data))
     print(open(f"{args.folder}/bench.md").read())
     return 0
