@@ -14,10 +14,10 @@ the largest weights get the dictionary's slots.
 """
 from __future__ import annotations
 
-import numpy as np
-
 import logging
 import time
+
+import numpy as np
 
 from sentilite.runtime.recurrence import (
     EMPTY_FINGERPRINT,
