@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-EXTRAS ?= train,tflite,onnx,dev,score,spark
+EXTRAS ?= train,tflite,onnx,dev,score,spark,bench
 ARTIFACTS ?= artifacts
 CELLS  ?= rnn lstm gru
 PRESET ?= default
@@ -31,11 +31,11 @@ export CHECK_FREE_DISK
 # Data: IMDB_DATA (a folder or .tar.gz) if set, else the cache, downloading once.
 export IMDB_DATA
 
-.PHONY: help install mediapipe-client train baseline export sweep levers test test-unit bench clean distclean
+.PHONY: help install mediapipe-client train baseline export sweep levers test test-unit bench bundle clean distclean
 .SECONDARY:
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 install: $(STAMP) ## create .venv and install .[$(EXTRAS)]
 
@@ -49,11 +49,11 @@ $(STAMP): pyproject.toml
 mediapipe-client: $(MEDIAPIPE_STAMP) ## .venv-mediapipe: MediaPipe and NLClassifier, to check model.mediapipe.tflite
 
 # NLClassifier needs the system library libusb-1.0; without it (or without root) its checks are skipped.
-$(MEDIAPIPE_STAMP): export/mediapipe_client.py
+$(MEDIAPIPE_STAMP): export/mediapipe/client_venv.py
 	@ldconfig -p 2>/dev/null | grep -q libusb-1.0 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	  { apt-get install -y -q libusb-1.0-0 || { apt-get update -q && apt-get install -y -q libusb-1.0-0; }; }; } || \
 	  echo "libusb-1.0 not installed: NLClassifier checks will be skipped"
-	$(PYTHON) export/mediapipe_client.py setup $(MEDIAPIPE_VENV) --quiet
+	$(PYTHON) export/mediapipe/client_venv.py setup $(MEDIAPIPE_VENV) --quiet
 	@touch $@
 
 MODELS    := $(foreach c,$(CELLS),$(ARTIFACTS)/$(c)/model.keras)
@@ -90,6 +90,11 @@ levers: $(foreach c,$(LEVER_CELLS),$(ARTIFACTS)/levers/$(c).json) ## the left-ou
 $(ARTIFACTS)/levers/%.json: | $(STAMP)
 	$(BIN)/sentilite levers --cell $* --preset $(PRESET) --out $@
 
+# The package's own model (sentilite.runtime.bundled): the runtime files of $(ARTIFACTS)/gru with their manifest
+# entries and the commit of the tree that holds them. Run after `make export`; the result is committed.
+bundle: | $(STAMP) ## copy the exported gru model's int8 TFLite and ONNX files into the package (runtime/models/imdb-gru)
+	$(BIN)/sentilite bundle $(ARTIFACTS)/gru --out runtime/models/imdb-gru
+
 bench: $(ARTIFACTS)/report.md ## benchmark every exported file against Keras: artifacts/bench.{json,md,png}
 	$(BIN)/sentilite bench $(ARTIFACTS)
 
@@ -100,10 +105,13 @@ test: $(STAMP) $(MEDIAPIPE_STAMP) ## run the test suite (unit + IMDB-subset inte
 	SENTILITE_MEDIAPIPE_VENV=$(abspath $(MEDIAPIPE_VENV)) $(BIN)/python -m pytest -q
 
 test-unit: $(STAMP) ## only the fast unit tests (no IMDB data, no training)
-	$(BIN)/python -m pytest -q -m "not integration"
+	$(BIN)/python -m pytest -q -m "not integration and not slow"
 
 clean: ## remove artifacts
 	rm -rf $(ARTIFACTS)
 
 distclean: clean ## remove artifacts and the virtual environments
 	rm -rf $(VENV) $(MEDIAPIPE_VENV)
+
+# The JavaScript runtime (web/): its targets live beside it.
+-include web/web.mk

@@ -1,10 +1,12 @@
-"""Export subcommands: `export` (every format, each validated) and `report`."""
+"""Export subcommands: `export` (every format, each validated), `report` and `bundle`."""
 from __future__ import annotations
 
 from sentilite.shared.extras import require
 
 
 def add_commands(sub) -> None:
+    from sentilite.runtime.bundled import DEFAULT_MODEL, NAMES
+
     from .registry import FORMATS, PRECISIONS
 
     p = sub.add_parser("export", help="export a trained model folder to TFLite and ONNX, each file validated")
@@ -23,6 +25,15 @@ def add_commands(sub) -> None:
     p = sub.add_parser("report", help="parity.json, report.md and charts for every package under a folder")
     p.add_argument("folder", help="folder holding one exported package per cell, e.g. artifacts")
     p.set_defaults(func=run_report)
+
+    p = sub.add_parser("bundle", help="copy an exported package's runtime files into sentilite's bundled model")
+    p.add_argument("package_dir", help="folder written by `sentilite export`, e.g. artifacts/gru")
+    p.add_argument("--out", help="default: the package's own bundled model folder (runtime/models/NAME)")
+    p.add_argument("--name", default=DEFAULT_MODEL, choices=NAMES, help="the bundled model (default: %(default)s)")
+    p.add_argument("--files", nargs="+", help="files to bundle (default: model.int8.tflite model.dynamic-int8.onnx)")
+    p.add_argument("--commit", help="commit the model was trained from (default: git rev-parse HEAD of the tree "
+                                    "holding PACKAGE_DIR)")
+    p.set_defaults(func=run_bundle)
 
 
 def run_export(args) -> int:
@@ -53,4 +64,16 @@ def run_report(args) -> int:
 
     path = write_report(args.folder)
     print(path.read_text())
+    return 0
+
+
+def run_bundle(args) -> int:
+    from .bundle import BUNDLED_FILES, bundle
+
+    manifest = bundle(args.package_dir, args.out, tuple(args.files or BUNDLED_FILES), name=args.name,
+                      commit=args.commit)
+    provenance = manifest["bundle"]
+    print(f"{args.name}: commit {provenance['commit']}, {provenance['date']}")
+    for a in manifest["artifacts"]:
+        print(f"{a['file']:<28} {a['bytes']:>10,} bytes  accuracy {(a.get('eval') or {}).get('accuracy')}")
     return 0

@@ -3,12 +3,13 @@
 All files are written to a staging folder first; only when every one has
 passed its check are they moved into MODEL_DIR, manifest last, so a failed
 export leaves the previous package untouched. Validation is the same for
-every format (``validate_artifact``): the file is loaded by the runtime, run
-the way the runtime runs it, and compared with the Keras model.
+every file of the runtime's formats (``validate.validate_with_runtime``): the
+file is loaded by the runtime, run the way the runtime runs it, and compared
+with the Keras model; a client's file (MediaPipe's) brings its own validator
+with the same signature.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -20,8 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from sentilite import LABELS, __version__
-from sentilite.runtime.backends import create_backend
-from sentilite.runtime.model import MANIFEST_FILE, MANIFEST_VERSION, PRECISIONS, run_batches
+from sentilite.runtime.model import MANIFEST_FILE, MANIFEST_VERSION, PRECISIONS
 from sentilite.runtime.tokenizer import Tokenizer
 from sentilite.shared.config import check_int, config_to_dict
 from sentilite.shared.errors import ConfigError, ModelFileError
@@ -31,9 +31,9 @@ from sentilite.train.data import ImdbData, load_imdb, subset
 from sentilite.train.evaluate import SHORT_TEXT_WORDS, accuracy, short_texts
 from sentilite.train.fit import CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE, split_training_reviews
 
-from .embedded import embedded_metadata
+from .file_metadata import embedded_metadata
 from .registry import EXPORTERS, ExportContext, Exporter
-from .validate import ValidationConfig, check_accuracy_change, check_parity, compare
+from .validate import Evaluation, EvaluationSet, ValidationConfig, WrittenFile
 from .weights import extract_weights
 
 log = logging.getLogger("sentilite.export")
@@ -82,17 +82,6 @@ def _versions() -> dict:
     return out
 
 
-@dataclass(frozen=True)
-class EvaluationSet:
-    """Ids of the reviews every file is run on, with the Keras model's answers."""
-
-    name: str
-    ids: np.ndarray
-    labels: np.ndarray
-    keras: np.ndarray
-    texts: tuple[str, ...] = ()  # for files whose client tokenizes the text itself
-
-
 def read_model_folder(model_dir: Path) -> tuple[RunConfig, bytes, Tokenizer]:
     for needed in (MODEL_FILE, TOKENIZER_FILE, CONFIG_FILE):
         if not (model_dir / needed).is_file():
@@ -111,7 +100,7 @@ def export_package(model_dir: str | os.PathLike, data: ImdbData | str | os.PathL
     ``validation`` holds each precision's tolerances (default: the product limits).
     """
     validation = validation if validation is not None else ValidationConfig()
-    from sentilite.train.model import load_keras_model
+    from sentilite.train.keras_model import load_keras_model
 
     model_dir = Path(model_dir)
     run_config, tokenizer_bytes, tokenizer = read_model_folder(model_dir)
@@ -139,6 +128,7 @@ def export_package(model_dir: str | os.PathLike, data: ImdbData | str | os.PathL
     test_set = evaluation_set("test", test.texts, test.labels)
     short_sets = [evaluation_set(f"last {k} words", short_texts(test.texts, k), test.labels) for k in SHORT_TEXT_WORDS]
     keras_accuracy = accuracy(test_set.keras, test_set.labels)
+    evaluation = Evaluation(validation, validation_set, test_set, tuple(short_sets), keras_accuracy)
     source_short = [round(accuracy(s.keras, s.labels), 6) for s in short_sets]
     log.info("Keras model: test accuracy %.4f; last %s words %s", keras_accuracy,
              "/".join(map(str, SHORT_TEXT_WORDS)), "/".join(f"{a:.4f}" for a in source_short))
@@ -162,12 +152,8 @@ def export_package(model_dir: str | os.PathLike, data: ImdbData | str | os.PathL
             artifact = {"file": name, "format": exporter.format, "precision": precision}
             if exporter.client:
                 artifact["client"] = exporter.client
-            if exporter.validate is not None:  # a client's file: the runtime cannot load it
-                artifact.update(exporter.validate(path, str(model_dir / name), validation, validation_set, test_set,
-                                                  short_sets, keras_accuracy))
-            else:
-                artifact.update(validate_artifact(path, str(model_dir / name), exporter.format, precision, metadata,
-                                                  validation, validation_set, test_set, short_sets, keras_accuracy))
+            written = WrittenFile(path, str(model_dir / name), exporter.format, precision, metadata)
+            artifact.update(exporter.validate(written, evaluation))
             artifact.update(exporter.describe(path))
             artifacts.append(artifact)
             ev = artifact["eval"]
@@ -196,32 +182,3 @@ def export_package(model_dir: str | os.PathLike, data: ImdbData | str | os.PathL
         shutil.rmtree(staging, ignore_errors=True)
     return manifest
 
-
-def validate_artifact(path: Path, shown_as: str, fmt: str, precision: str, metadata: dict,
-                      validation: ValidationConfig, validation_set: EvaluationSet, test_set: EvaluationSet,
-                      short_sets: list[EvaluationSet], keras_accuracy: float) -> dict:
-    """Load the file with the runtime, run it as the runtime runs, hold it to its tolerance, evaluate it."""
-    content = path.read_bytes()
-    backend = create_backend(fmt, content, shown_as)
-    tolerance = validation.for_precision(precision)
-    val_stats = compare(validation_set.keras, run_batches(backend, validation_set.ids, 256))
-    check_parity(shown_as, precision, val_stats, "validation", tolerance)
-    file_test = run_batches(backend, test_set.ids, 256)
-    test_stats = compare(test_set.keras, file_test)
-    file_accuracy = accuracy(file_test, test_set.labels)
-    check_accuracy_change(shown_as, precision, keras_accuracy, file_accuracy, len(test_set.labels), tolerance)
-    short = [round(accuracy(run_batches(backend, s.ids, 256), s.labels), 6) for s in short_sets]
-    return {
-        "bytes": len(content),
-        # the tokenizer, labels and settings each file carries (a fixed cost, not weights)
-        "embedded_metadata_bytes": len(json.dumps(metadata, separators=(",", ":"))),
-        "sha256": sha256_bytes(content),
-        "backend": backend.name,
-        "input": {"name": "ids", "dtype": "int32",
-                  "shape": [None, None if backend.variable_length else test_set.ids.shape[1]],
-                  "variable_length": backend.variable_length},
-        "validation": {"split": "validation", **val_stats, "tolerance": tolerance.to_dict()},
-        "eval": {"split": "test", "n": len(test_set.labels), "accuracy": round(file_accuracy, 6),
-                 "agreement": round(test_stats["agreement"], 6), "max_abs_diff": test_stats["max_abs_diff"],
-                 "short_text": {"words": list(SHORT_TEXT_WORDS), "n": len(test_set.labels), "accuracy": short}},
-    }

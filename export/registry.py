@@ -10,11 +10,14 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from sentilite.runtime.architecture import ModelConfig
 from sentilite.runtime.model import PRECISIONS
+
+from .validate import Validator, validate_with_runtime
 
 
 @dataclass(frozen=True)
@@ -33,18 +36,29 @@ class ExportContext:
     training_texts: tuple[str, ...] = ()
 
 
+class WriteFile(Protocol):
+    """Writes one file of ``precision`` to ``path`` (atomically), carrying ``metadata``; returns the path."""
+
+    def __call__(self, context: ExportContext, precision: str, path: Path, *, metadata: dict[str, str]) -> Path: ...
+
+
+class DescribeFile(Protocol):
+    """What the manifest says of a written file beyond its checks: operators, inputs, quantized parts."""
+
+    def __call__(self, path: Path) -> dict: ...
+
+
 @dataclass(frozen=True)
 class Exporter:
     format: str  # the runtime format that loads the file: onnx, tflite, numpy
     suffix: str
     precisions: tuple[str, ...]
-    write: Callable[..., None]  # (context, precision, path, *, metadata)
-    describe: Callable[[Path], dict]
+    write: WriteFile
+    describe: DescribeFile
     # A file made for another client (e.g. MediaPipe's TextClassifier) rather than the sentilite runtime.
     client: str | None = None
-    # Replaces validate_artifact for a file the runtime cannot load (a client's): same arguments but the
-    # format, precision and metadata; returns the manifest fields (bytes, sha256, validation, eval, ...).
-    validate: Callable[..., dict] | None = None
+    # A client's file cannot be loaded by the runtime: it brings its own check, with the same signature.
+    validate: Validator = validate_with_runtime
     key: str = ""
 
     def file_name(self, precision: str) -> str:
@@ -74,14 +88,14 @@ def register(exporter: Exporter) -> Exporter:
     return exporter
 
 
-register(Exporter("tflite", "tflite", PRECISIONS, _lazy("to_tflite", "export_tflite"),
-                  _lazy("to_tflite", "describe_tflite")))
-register(Exporter("onnx", "onnx", PRECISIONS, _lazy("to_onnx", "export_onnx"), _lazy("to_onnx", "describe_onnx")))
+register(Exporter("tflite", "tflite", PRECISIONS, _lazy("tflite.convert", "export_tflite"),
+                  _lazy("tflite.describe", "describe_tflite")))
+register(Exporter("onnx", "onnx", PRECISIONS, _lazy("onnx", "export_onnx"), _lazy("onnx", "describe_onnx")))
 register(Exporter("numpy", "npz", ("fp32",), _lazy("to_numpy", "export_numpy_file"),
                   _lazy("to_numpy", "describe_numpy")))
-register(Exporter("tflite", "tflite", ("int8",), _lazy("to_mediapipe", "export_mediapipe"),
-                  _lazy("to_mediapipe", "describe_mediapipe"), client="mediapipe",
-                  validate=_lazy("to_mediapipe", "validate_mediapipe")))
+register(Exporter("tflite", "tflite", ("int8",), _lazy("mediapipe.file", "export_mediapipe"),
+                  _lazy("mediapipe.reader", "describe_mediapipe"), client="mediapipe",
+                  validate=_lazy("mediapipe.validation", "validate_mediapipe")))
 
 FORMATS = tuple(EXPORTERS)
 

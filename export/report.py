@@ -19,7 +19,7 @@ from sentilite.shared.charts import grouped_bars
 from sentilite.shared.errors import ModelFileError
 from sentilite.shared.files import atomic_write_json, atomic_write_text, parse_json
 
-# Share of the same format's fp32 file; and the whole-file cap of issue #9 for 8-bit files.
+# Share of the same format's fp32 file; and the whole-file cap for 8-bit files: 1 MiB, what ships inside an app.
 SIZE_LIMITS = {"fp16": 0.55, "dynamic-int8": 0.35, "int8": 0.35}
 MAX_8BIT_BYTES = 1_048_576
 PARITY_FILE = "parity.json"

@@ -12,7 +12,7 @@ def extract_weights(model, config: ModelConfig) -> dict[str, np.ndarray]:
 
     Models saved before the n-gram branch name their output Dense "positive".
     """
-    from sentilite.train.model import CELL_LOGIT_LAYER, NGRAM_LAYER
+    from sentilite.train.keras_model import CELL_LOGIT_LAYER, NGRAM_LAYER
 
     layers = {layer.name: layer for layer in model.layers}
     weights: dict[str, np.ndarray] = {}

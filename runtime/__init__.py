@@ -12,11 +12,14 @@ from sentilite.shared.errors import (
     TokenizerFileError,
 )
 
-from .model import SentimentModel, load
+from .model import NO_KNOWN_WORDS, NO_TEXT, Prediction, SentimentModel, load
 from .tokenizer import Tokenizer, TokenizerConfig, pad_ids
 
 __all__ = [
     "LABELS",
+    "NO_KNOWN_WORDS",
+    "NO_TEXT",
+    "Prediction",
     "SentimentModel",
     "load",
     "BackendUnavailableError",

@@ -1,20 +1,24 @@
-"""`load()`: a package folder or one model file -> a model that classifies raw text."""
+"""`load()`: a package folder, one model file or a bundled model -> a model that classifies raw text."""
 from __future__ import annotations
 
+import itertools
+import numbers
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from sentilite import LABELS
-from sentilite.shared.errors import BackendUnavailableError, ModelFileError, TokenizerFileError
+from sentilite.shared.errors import BackendUnavailableError, ConfigError, ModelFileError, TokenizerFileError
 from sentilite.shared.files import confined_path, parse_json, read_file_limited, sha256_bytes
 
 from .backends import Backend, FORMAT_BACKENDS, available_backends, create_backend
-from .embedded import check_labels, has_metadata, key, read_labels, read_tokenizer
-from .tokenizer import PAD_ID, Tokenizer, TokenizerConfig, as_text
+from .embedded import TFLITE_METADATA_NAME, check_labels, has_metadata, key, read_labels, read_tokenizer
+from .flatbuffer import read_tflite_metadata
+from .tokenizer import OOV_ID, PAD_ID, Tokenizer, TokenizerConfig, as_text
 
 MANIFEST_FILE = "manifest.json"
 MANIFEST_VERSION = 1
@@ -23,6 +27,34 @@ PRECISIONS = ("fp32", "fp16", "dynamic-int8", "int8")
 MAX_MANIFEST_BYTES = 16 << 20
 MAX_TOKENIZER_BYTES = 64 << 20
 MAX_MODEL_BYTES = 2 << 30  # read into memory whole: refuse a file that cannot be a sentilite model
+# What a Prediction's warning says when its answer reads nothing of the text: the same words as
+# `sentilite score`'s error for a row with no text (score.records.NO_TEXT).
+NO_TEXT = "no text"  # empty or only white space
+NO_KNOWN_WORDS = "no known words"  # words, but none in the model's vocabulary (emoji, another language)
+# TFLite metadata of the file MediaPipe's TextClassifier reads (model.mediapipe.tflite), in place of sentilite's.
+MEDIAPIPE_METADATA_NAME = "TFLITE_METADATA"
+
+
+class Prediction(NamedTuple):
+    """One text's answer, and whether the answer read anything of the text.
+
+    A text with no word the model knows still gets a label and a score, which
+    say nothing about it, so ``warning`` says so: NO_TEXT (empty or white
+    space only), NO_KNOWN_WORDS (no word of the vocabulary among those the
+    model reads), or None for a text the model read.
+    """
+
+    label: str
+    score: float  # the probability of ``label``, 0.5 to 1
+    known_words: int  # words of the text the model read that are in its vocabulary
+    warning: str | None
+
+
+def check_batch_size(batch_size) -> int:
+    """A batch size of at least 1; 0 or less would make the engines spin forever or abort."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+        raise ConfigError(f"batch_size must be an integer of at least 1, got {batch_size!r}")
+    return int(batch_size)
 
 
 @dataclass
@@ -35,6 +67,9 @@ class SentimentModel:
     batch_size: int = 64
     info: dict = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.batch_size = check_batch_size(self.batch_size)
+
     def predict_ids(self, ids: np.ndarray) -> np.ndarray:
         """P(positive) for padded ids (n, maxlen), in batches."""
         ids = np.asarray(ids, dtype=np.int32)
@@ -45,7 +80,7 @@ class SentimentModel:
     def predict_proba(self, texts: Iterable) -> np.ndarray:
         """(n, 2): P(negative), P(positive), in input order."""
         positive = self._positive(texts)
-        if len(positive) == 1:  # one text, the usual call on a device: no numpy arithmetic (5 µs of 0.17 ms)
+        if len(positive) == 1:  # one text, the usual call on a device: Python floats, cheaper than numpy's scalars
             p = float(positive[0])
             # 1 - p in float64 rounded to float32 is exactly float32's 1 - p: one operation, 53 >= 2 x 24 + 2 bits
             return np.array([[1.0 - p, p]], dtype=np.float32)
@@ -59,27 +94,47 @@ class SentimentModel:
 
     def iter_predict(self, texts: Iterable) -> Iterator[tuple[str, float]]:
         """(label, score of that label) per text, streaming: holds one batch at a time."""
+        for prediction in self.iter_predictions(texts):
+            yield prediction.label, prediction.score
+
+    def iter_predictions(self, texts: Iterable) -> Iterator[Prediction]:
+        """A Prediction per text, streaming: holds one batch at a time.
+
+        The labels and scores are iter_predict's; each also says how many
+        known words the model read, and warns (NO_TEXT, NO_KNOWN_WORDS) when
+        the answer read nothing of the text.
+        """
+        batch_size = check_batch_size(self.batch_size)
         batch: list[str] = []
         for index, text in enumerate(texts):
             batch.append(as_text(text, index))
-            if len(batch) == self.batch_size:
-                yield from self._labelled(batch)
+            if len(batch) == batch_size:
+                yield from self._predictions(batch)
                 batch = []
         if batch:
-            yield from self._labelled(batch)
+            yield from self._predictions(batch)
 
-    def _labelled(self, batch: list[str]) -> Iterator[tuple[str, float]]:
-        for p in self.predict_ids(self.tokenizer.encode_batch(batch)):
+    def predictions(self, texts: Iterable) -> list[Prediction]:
+        """iter_predictions as a list."""
+        if isinstance(texts, (str, bytes)):
+            raise TypeError("expected a list of texts, got a single text; wrap it in a list")
+        return list(self.iter_predictions(texts))
+
+    def _predictions(self, batch: list[str]) -> Iterator[Prediction]:
+        ids = self.tokenizer.encode_batch(batch)
+        known = np.count_nonzero(ids > OOV_ID, axis=1).tolist()  # ids 0 and 1 are padding and out-of-vocabulary
+        for text, p, words in zip(batch, self.predict_ids(ids), known):
             positive = bool(p >= 0.5)
-            yield self.labels[int(positive)], float(p if positive else 1.0 - p)
+            warning = None if words else NO_TEXT if not text.strip() else NO_KNOWN_WORDS
+            yield Prediction(self.labels[int(positive)], float(p if positive else 1.0 - p), words, warning)
 
     def encode_one(self, text) -> np.ndarray:
         """The (1, width) int32 row this model's file reads for one text.
 
         One text is the usual call on a device. A variable-length file gets
         the cut row straight away rather than a padded maxlen row that
-        run_batches would cut again (a third of the runtime's own time for one
-        review; the row is the same); any other file gets the padded row.
+        run_batches would cut again (the row is the same, made once); any
+        other file gets the padded row.
         """
         text = as_text(text, 0)
         if self.backend.variable_length and self.tokenizer.config.padding == "pre":
@@ -111,7 +166,7 @@ def cut_widths(ids: np.ndarray) -> np.ndarray:
 
 def _bucket_width(lengths, maxlen: int):
     """A length (or an array of them) rounded up to a multiple of LENGTH_BUCKET, at least one bucket, at most maxlen."""
-    if isinstance(lengths, int):  # one text: Python's min/max, as numpy's scalar ufuncs cost ~5 µs of a review here
+    if isinstance(lengths, int):  # one text: Python's min/max, cheaper than numpy's ufuncs on a scalar
         return min(maxlen, max(1, -(-lengths // LENGTH_BUCKET)) * LENGTH_BUCKET)
     return np.minimum(maxlen, np.maximum(1, -(-lengths // LENGTH_BUCKET)) * LENGTH_BUCKET)
 
@@ -125,7 +180,7 @@ def cut_row(ids: Sequence[int], config: TokenizerConfig) -> np.ndarray:
     ids = ids[-maxlen:] if config.truncating == "pre" else ids[:maxlen]
     n = len(ids)
     width = _bucket_width(n, maxlen)
-    row = np.zeros((1, width), dtype=np.int32)  # PAD_ID is 0; np.full cost 3-4 µs more a review
+    row = np.zeros((1, width), dtype=np.int32)  # PAD_ID is 0, and np.zeros is cheaper than np.full
     if n:
         row[0, width - n:] = ids
     return row
@@ -140,6 +195,7 @@ def run_batches(backend: Backend, ids: np.ndarray, batch_size: int, cut: bool = 
     reached, so the answer is the same; one IMDB review then costs its own
     length, not maxlen. ``cut=False`` feeds whole rows (the benchmark times the engine alone so).
     """
+    check_batch_size(batch_size)
     n = len(ids)
     out = np.empty(n, dtype=np.float32)
     if not (cut and backend.variable_length):
@@ -161,25 +217,69 @@ def run_batches(backend: Backend, ids: np.ndarray, batch_size: int, cut: bool = 
 
 
 # -- loading -----------------------------------------------------------------------------
-def load(path: str | os.PathLike, format: str | None = None, precision: str | None = None,
+def load(path: str | os.PathLike | None = None, format: str | None = None, precision: str | None = None,
          backend: str | None = None, batch_size: int = 64, num_threads: int | None = None) -> SentimentModel:
-    """Load a package folder (manifest.json) or a single .onnx / .tflite / .npz file.
+    """Load a package folder (manifest.json), a single .onnx / .tflite / .npz file, or a bundled model.
 
-    Everything is checked before any inference: sha256 of every file against
-    the manifest, the embedded tokenizer against tokenizer.json, and the
-    model's input length and vocabulary against the tokenizer.
+    With no path, or the name of a bundled model (``"imdb-gru"``) that is
+    not also a file or folder here, the model shipped inside sentilite
+    answers. In a package, ``format``, ``precision`` and ``backend`` narrow
+    the choice of file; what they leave open is chosen by DEFAULT_ORDER,
+    and ``info["file"]`` says which file it was. Everything is checked
+    before any inference: sha256 of every file against the manifest, the
+    embedded tokenizer against tokenizer.json, and the model's input length
+    and vocabulary against the tokenizer.
     """
-    path = Path(path)
+    batch_size = check_batch_size(batch_size)
+    path, bundled_name = resolve_model_path(path)
     if path.is_dir():
-        return _load_package(path, format, precision, backend, batch_size, num_threads)
+        model = _load_package(path, format, precision, backend, batch_size, num_threads)
+    else:
+        model = _load_file(path, format, backend, batch_size, num_threads)
+    if bundled_name is not None:
+        model.info["bundled"] = bundled_name
+    return model
+
+
+def resolve_model_path(path: str | os.PathLike | None) -> tuple[Path, str | None]:
+    """The file or folder ``path`` names, and the bundled model's name when it names one.
+
+    A file or folder of that name wins over a bundled model, so a path that
+    works today keeps working.
+    """
+    bundled = _bundled_models()
+    if path is None:
+        if bundled is None:
+            raise ModelFileError("no model given, and this install holds no bundled model: pass a package folder "
+                                 "or a .onnx / .tflite / .npz file")
+        return bundled.path(), bundled.DEFAULT_MODEL
+    if isinstance(path, str) and bundled is not None and path in bundled.NAMES and not Path(path).exists():
+        return bundled.path(path), path
+    return Path(path), None
+
+
+def _bundled_models():
+    """sentilite.runtime.bundled, or None where this install has no bundled models."""
+    try:
+        from . import bundled
+    except ImportError:
+        return None
+    return bundled
+
+
+def _load_file(path: Path, format, backend, batch_size, num_threads) -> SentimentModel:
     if not path.exists():
-        raise ModelFileError(f"{path}: no such model file or package folder")
+        bundled = _bundled_models()
+        names = f" (bundled models: {', '.join(bundled.NAMES)})" if bundled is not None and bundled.NAMES else ""
+        raise ModelFileError(f"{path}: no such model file or package folder{names}")
     fmt = SUFFIX_FORMAT.get(path.suffix.lower())
     if fmt is None:
         raise ModelFileError(f"{path}: unknown model file type {path.suffix!r}; expected .onnx, .tflite or .npz")
     if format is not None and format != fmt:
         raise ModelFileError(f"{path}: is a {fmt} file, not {format}")
     content = _read(path)
+    if fmt == "tflite" and is_mediapipe_file(content):
+        raise ModelFileError(mediapipe_file_message(path))
     engine = create_backend(fmt, content, str(path), backend, num_threads)
     tokenizer, _ = read_tokenizer(engine.metadata, str(path))
     labels = read_labels(engine.metadata, str(path))
@@ -189,10 +289,41 @@ def load(path: str | os.PathLike, format: str | None = None, precision: str | No
     return SentimentModel(engine, tokenizer, labels, batch_size, info)
 
 
+def is_mediapipe_file(content: bytes) -> bool:
+    """A .tflite made for MediaPipe's TextClassifier: MediaPipe's metadata, none of sentilite's.
+
+    It reads the ids of its own vocab.txt, after MediaPipe's tokenizer, so
+    sentilite's runtime must not feed it sentilite's ids.
+    """
+    try:
+        names = read_tflite_metadata(content)
+    except ValueError:  # not readable as a TFLite file at all: the backend says what is wrong
+        return False
+    return MEDIAPIPE_METADATA_NAME in names and TFLITE_METADATA_NAME not in names
+
+
+def mediapipe_file_message(path: Path) -> str:
+    return (f"{path}: a MediaPipe TextClassifier file, made for MediaPipe's clients (Android, iOS, web), not for "
+            f"sentilite's runtime: it carries MediaPipe's {MEDIAPIPE_METADATA_NAME} and no sentilite metadata, and "
+            f"reads MediaPipe's own token ids; {mediapipe_alternative(path)}")
+
+
+def mediapipe_alternative(path: Path) -> str:
+    """Which file sentilite runs in place of a MediaPipe file: its package's model.int8.tflite, or the package."""
+    folder, sibling = path.parent, path.parent / "model.int8.tflite"
+    if (folder / MANIFEST_FILE).is_file():
+        return f"use the package folder {folder}, or {sibling} (the same model for sentilite)"
+    if sibling.is_file():
+        return f"use {sibling} (the same model for sentilite)"
+    return "use the package's model.int8.tflite (the same model for sentilite), or the package folder"
+
+
 def read_manifest(folder: Path) -> dict:
     """manifest.json, checked: its JSON is capped and every entry it has is of the right kind."""
     path = folder / MANIFEST_FILE
     source = str(path)
+    if not path.exists():
+        raise ModelFileError(_not_a_package(folder))
     raw = _read(path, missing=f"{folder}: not a sentilite package (no {MANIFEST_FILE})", limit=MAX_MANIFEST_BYTES)
     manifest = parse_json(raw, source, ModelFileError, MAX_MANIFEST_BYTES)
     if not isinstance(manifest, dict):
@@ -215,13 +346,39 @@ def read_manifest(folder: Path) -> dict:
         if not isinstance(artifact, dict):
             raise ModelFileError(f"{where} is not an object")
         confined_path(folder, artifact.get("file"), where, ModelFileError)
-        if artifact.get("format") not in FORMAT_BACKENDS:
+        if not isinstance(artifact.get("format"), str) or artifact["format"] not in FORMAT_BACKENDS:
             raise ModelFileError(f"{where}: unknown format {artifact.get('format')!r}")
         if artifact.get("precision") not in PRECISIONS:
             raise ModelFileError(f"{where}: unknown precision {str(artifact.get('precision'))[:40]!r}")
         if not isinstance(artifact.get("bytes"), int) or not isinstance(artifact.get("sha256"), str):
             raise ModelFileError(f"{where}: needs its size in bytes and its sha256")
     return manifest
+
+
+def _not_a_package(folder: Path) -> str:
+    """The error for a folder with no manifest, naming the model files it holds, which load one by one."""
+    message = f"{folder}: not a sentilite package (no {MANIFEST_FILE})"
+    try:
+        with os.scandir(folder) as entries:
+            names = [e.name for e in itertools.islice(entries, 10_000)
+                     if Path(e.name).suffix.lower() in SUFFIX_FORMAT and e.is_file()]
+    except OSError:
+        return message
+    if not names:
+        return message
+    names.sort(key=lambda name: ("mediapipe" in name, name))  # MediaPipe's file is not for this runtime
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    return f"{message}; it holds {shown}: load a file itself, e.g. {folder / names[0]}"
+
+
+# The order a package's files are chosen in where load() leaves the choice open, fastest first for one text at
+# a time on a CPU: ONNX fp32, dynamic-int8 and fp16 answer a review in about 0.2 ms, TFLite files in 0.15 to
+# 0.5 ms, static int8 ONNX several times slower (its Scan runs 5 to 15 small kernels a step), and numpy, which
+# needs no engine, slower still. Within a format the exact fp32 file leads. A file whose engine is not installed
+# here comes after every file whose engine is.
+DEFAULT_ORDER = (("onnx", "fp32"), ("onnx", "dynamic-int8"), ("onnx", "fp16"), ("tflite", "fp32"),
+                 ("tflite", "dynamic-int8"), ("tflite", "fp16"), ("tflite", "int8"), ("onnx", "int8"),
+                 ("numpy", "fp32"))
 
 
 def choose_artifact(manifest: dict, folder: Path, format: str | None, precision: str | None,
@@ -239,14 +396,31 @@ def choose_artifact(manifest: dict, folder: Path, format: str | None, precision:
         raise ModelFileError(
             f"{folder}: no file with format={format} precision={precision} backend={backend}; it holds {have}"
         )
-    # Prefer formats whose engine is installed here, then the order onnx, tflite, numpy, then fp32 first.
-    order = {"onnx": 0, "tflite": 1, "numpy": 2}
+    formats = {fmt: rank for rank, fmt in enumerate(FORMAT_BACKENDS)}
+    installed = {fmt: bool(backend or available_backends(fmt)) for fmt in formats}
 
     def rank(a):
-        installed = 0 if backend or available_backends(a.get("format", "")) else 1
-        return (installed, order.get(a.get("format"), 9), PRECISIONS.index(a["precision"]) if a.get("precision") in PRECISIONS else 9)
+        choice = (a.get("format"), a.get("precision"))
+        known = DEFAULT_ORDER.index(choice) if choice in DEFAULT_ORDER else len(DEFAULT_ORDER)
+        return (not installed.get(a.get("format"), False), known, formats.get(a.get("format"), 9),
+                PRECISIONS.index(a["precision"]) if a.get("precision") in PRECISIONS else 9)
 
     return sorted(artifacts, key=rank)[0]
+
+
+def eight_bit_choice(manifest: dict) -> tuple[str, str] | None:
+    """(format, precision) that answers a request for an 8-bit file of a package fastest here, or None.
+
+    model.int8.tflite where an engine for it is installed; else
+    dynamic-int8 ONNX, whose weights are 8-bit too: static int8 ONNX runs
+    several times slower on a CPU. None when the package has neither (the
+    static int8 file, if any, is then the one to use).
+    """
+    held = {(a.get("format"), a.get("precision")) for a in manifest["artifacts"] if not a.get("client")}
+    for fmt, precision in (("tflite", "int8"), ("onnx", "dynamic-int8")):
+        if (fmt, precision) in held and available_backends(fmt):
+            return fmt, precision
+    return None
 
 
 def _load_package(folder: Path, format, precision, backend, batch_size, num_threads) -> SentimentModel:
@@ -298,4 +472,5 @@ def _read(path: Path, missing: str | None = None, limit: int = MAX_MODEL_BYTES) 
     return read_file_limited(path, limit, ModelFileError, missing=missing)
 
 
-__all__ = ["SentimentModel", "load", "read_manifest", "BackendUnavailableError"]
+__all__ = ["NO_KNOWN_WORDS", "NO_TEXT", "Prediction", "SentimentModel", "load", "read_manifest",
+           "BackendUnavailableError"]

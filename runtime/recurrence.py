@@ -1,10 +1,11 @@
 """The model's arithmetic in numpy: recurrent cells, padding states, the n-gram branch.
 
-This is the reference every exported graph is built from and checked
-against: the numpy backend runs it on a device with no inference engine,
-and both exporters take their padding-state tables (``pad_states``), the
-n-gram codes (``ngram_keys``) and the lookup rule (``ngram_rows``,
-``NgramDictionary``) from here, so the formats cannot drift.
+This is the reference every exported graph is checked against: the numpy
+backend runs it on a device with no inference engine, and the exporters
+take their padding-state tables (``pad_states``) and the n-gram constants
+(``trigram_modulus``, ``FINGERPRINT_MODULUS``, ``NgramDictionary``'s
+tables) from here; each writes the lookup rule (``ngram_keys``,
+``ngram_rows``) in its own graph dialect and is tested against this one.
 
 Keras 3 defaults: sigmoid gates, GRU with reset_after. The embedding and the
 input projection are folded into one table at load time (row ``i`` is

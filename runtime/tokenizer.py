@@ -32,21 +32,20 @@ _SIDES = ("pre", "post")
 _UNICODE_FORMS = ("NFC", "NFKC", "NFD", "NFKD")
 
 # <br />, <br/>, <BR> ... in any case and spacing; IMDB reviews are full of them.
-_HTML_BREAK = re.compile(r"<\s*br\s*/?\s*>", re.IGNORECASE)
+HTML_BREAK = re.compile(r"<\s*br\s*/?\s*>", re.IGNORECASE)
 # Typographic apostrophes become ASCII so "don’t" and "don't" are one word.
-_APOSTROPHES = ("\u2019", "\u2018", "\u02bc", "\uff07", "`")
+TYPOGRAPHIC_APOSTROPHES = ("\u2019", "\u2018", "\u02bc", "\uff07", "`")
+_ASCII_APOSTROPHES = tuple(a for a in TYPOGRAPHIC_APOSTROPHES if a.isascii())
 # A word is a run of letters/digits (any script), with inner apostrophes kept:
 # "don't" stays one word, quotes around a word are dropped. Punctuation, symbols,
 # emoji and control characters separate words. No nested quantifiers can
 # backtrack, so matching is linear in the text length.
-_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
-# The same rule for ASCII text, without scanning every word (4x faster on IMDB
-# reviews; it was half of the time to classify one review): every byte that is
-# not a letter, digit or apostrophe becomes a space, then every apostrophe that
-# does not sit between two letters/digits becomes a space too, and the text is
-# split on spaces. The regex below only wakes up at apostrophes (91% of IMDB
-# reviews have some, nearly all inside words), so it is faster than looking at
-# each piece in Python.
+WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
+# The same rule for ASCII text, without running the word regex over every word:
+# every byte that is not a letter, digit or apostrophe becomes a space, then
+# every apostrophe that does not sit between two letters/digits becomes a space
+# too, and the text is split on spaces. The regex below stops only at
+# apostrophes, which are rare and nearly all inside words.
 _ASCII_KEEP = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'"
 _ASCII_TO_SPACE = bytes(c if c in _ASCII_KEEP else 0x20 for c in range(256))
 _ASCII_LONE_APOSTROPHE = re.compile(r"'(?:(?<![A-Za-z0-9]')|(?![A-Za-z0-9]))")
@@ -110,21 +109,26 @@ def normalize_text(text: str, config: TokenizerConfig) -> str:
     """Unicode-normalize, drop HTML line breaks, lower-case and unify apostrophes."""
     if len(text) > config.max_chars:
         text = text[-config.max_chars:] if config.truncating == "pre" else text[: config.max_chars]
-    text = unicodedata.normalize(config.unicode_form, text)
-    if config.strip_html_breaks:
-        text = _HTML_BREAK.sub(" ", text)
+    # ASCII text is the same in every Unicode form and holds no apostrophe to unify but "`", and a break
+    # needs a "<": each step is skipped only where it would leave the text as it is.
+    ascii_text = text.isascii()
+    if not ascii_text:
+        text = unicodedata.normalize(config.unicode_form, text)
+    if config.strip_html_breaks and "<" in text:
+        text = HTML_BREAK.sub(" ", text)
     if config.lowercase:
         text = text.lower()
-    for apostrophe in _APOSTROPHES:  # str.replace, as str.translate is ~20x slower here
+    # str.replace: faster here than str.translate
+    for apostrophe in _ASCII_APOSTROPHES if ascii_text else TYPOGRAPHIC_APOSTROPHES:
         if apostrophe in text:
             text = text.replace(apostrophe, "'")
     return text
 
 
 def find_words(normalized: str) -> list[str]:
-    """``_WORD.findall``, with a fast path for ASCII text that gives the same words."""
+    """``WORD.findall``, with a fast path for ASCII text that gives the same words."""
     if not normalized.isascii():
-        return _WORD.findall(normalized)
+        return WORD.findall(normalized)
     spaced = normalized.encode("ascii").translate(_ASCII_TO_SPACE).decode("ascii")
     if "'" in spaced:
         spaced = _ASCII_LONE_APOSTROPHE.sub(" ", spaced)
@@ -174,7 +178,8 @@ class Tokenizer:
 
     def encode(self, text) -> list[int]:
         """Ids of one text, not padded."""
-        return list(map(self._ids.get, self.words(text), repeat(OOV_ID)))  # dict.get(word, OOV_ID), in C
+        # dict.get(word, OOV_ID), in C; split_words straight away, one Python call fewer than self.words
+        return list(map(self._ids.get, split_words(as_text(text), self.config), repeat(OOV_ID)))
 
     def encode_batch(self, texts: Iterable) -> np.ndarray:
         """Texts -> int32 array (n, maxlen), padded and truncated per the config."""

@@ -3,19 +3,10 @@ from __future__ import annotations
 
 import json
 
-from sentilite.shared.extras import require
-
-
-def _positive_int(text: str) -> int:
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+from sentilite.runtime.backends import BACKENDS, FORMAT_BACKENDS
+from sentilite.runtime.model import PRECISIONS
+from sentilite.shared.arguments import positive_int
+from sentilite.shared.extras import install_hint, require
 
 
 def add_commands(sub) -> None:
@@ -33,14 +24,14 @@ def add_commands(sub) -> None:
                    help="default: from the file names (.txt, .jsonl/.json/.ndjson, .csv, .parquet; .gz allowed)")
     p.add_argument("--output-format", choices=("parquet", "jsonl"), default="parquet")
     p.add_argument("--engine", choices=("local", "spark"), default="local",
-                   help="local: worker processes on this machine; spark: PySpark (pip install 'sentilite[spark]')")
-    p.add_argument("--workers", type=_positive_int, help="local engine: worker processes (default: every core)")
-    p.add_argument("--part-rows", type=_positive_int, default=10_000,
+                   help="local: worker processes on this machine; spark: PySpark (" + install_hint("spark") + ")")
+    p.add_argument("--workers", type=positive_int, help="local engine: worker processes (default: every core)")
+    p.add_argument("--part-rows", type=positive_int, default=10_000,
                    help="local engine: rows per output part, the unit of resume (default: 10000)")
     p.add_argument("--spark-master", help="spark engine: master URL (default: spark-submit's, else local[*])")
-    p.add_argument("--format", choices=("onnx", "tflite", "numpy"), help="which file of a package to run")
-    p.add_argument("--precision", choices=("fp32", "fp16", "dynamic-int8", "int8"))
-    p.add_argument("--backend", choices=("onnxruntime", "litert", "tflite", "numpy"))
+    p.add_argument("--format", choices=tuple(FORMAT_BACKENDS), help="which file of a package to run")
+    p.add_argument("--precision", choices=PRECISIONS)
+    p.add_argument("--backend", choices=tuple(BACKENDS))
     p.add_argument("--quiet", action="store_true", help="no progress bar and no log lines; the summary still prints")
     p.set_defaults(func=run_score)
 
@@ -48,7 +39,7 @@ def add_commands(sub) -> None:
     p.add_argument("--model", required=True, help="package folder or model file, e.g. artifacts/gru")
     p.add_argument("--out", default="artifacts", help="folder for bench_score.json and bench_score.md")
     p.add_argument("--data", help="IMDB folder or .tar.gz (default: $IMDB_DATA, else the cache/download)")
-    p.add_argument("--rows", type=_positive_int, default=100_000, help="rows scored (the 25,000 test reviews repeated)")
+    p.add_argument("--rows", type=positive_int, default=100_000, help="rows scored (the 25,000 test reviews repeated)")
     p.add_argument("--runs", nargs="+", choices=("one-process", "all-cores", "spark"),
                    default=["one-process", "all-cores", "spark"])
     p.add_argument("--quiet", action="store_true")
@@ -73,7 +64,7 @@ def run_score(args) -> int:
 
 def run_bench_score(args) -> int:
     require("bench-score", "score", "pyarrow", "tqdm")
-    from .bench import ScoreBenchConfig, run_score_bench
+    from .throughput import ScoreBenchConfig, run_score_bench
 
     config = ScoreBenchConfig(rows=args.rows, runs=tuple(args.runs))
     run_score_bench(args.model, args.out, config, data=args.data, progress=not args.quiet)

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# Missing, null, empty or only white space: the model has nothing to read (the runtime's own word for it).
+from sentilite.runtime.model import NO_TEXT
+
 # Error values a row can carry; its label and P(positive) are then null.
-NO_TEXT = "no text"  # missing, null, empty or only white space: the model has nothing to read
 NOT_TEXT = "not text: {}"  # a number, an object, ...: named the JSON way in every engine
 # How many texts are tokenized and run at once: big enough to group rows of one length bucket,
 # small enough that the padded ids (rows x maxlen int32) stay a few MB.

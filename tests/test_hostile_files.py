@@ -1,4 +1,4 @@
-"""Hostile and broken files get sentilite's own error, in bounded time and memory (issue 10).
+"""Hostile and broken files get sentilite's own error, in bounded time and memory.
 
 The unit tests build a tiny package from random weights (no IMDB data, no
 training): a tokenizer, a .npz, an ONNX file and, where TensorFlow is
@@ -51,7 +51,7 @@ def _weights() -> dict:
 
 
 def _metadata(fmt: str, precision: str = "fp32", **override) -> dict:
-    from sentilite.export.embedded import embedded_metadata
+    from sentilite.export.file_metadata import embedded_metadata
 
     meta = embedded_metadata(_tokenizer_json(), MODEL, precision, fmt, LABELS, MAXLEN, VOCAB, "tiny")
     meta.update({key(k): v for k, v in override.items()})
@@ -76,7 +76,7 @@ def write_npz(path: Path, metadata: dict | None = None, arrays: dict | None = No
 def write_onnx(path: Path, metadata: dict | None = None) -> Path:
     pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
-    from sentilite.export.to_onnx import export_onnx
+    from sentilite.export.onnx import export_onnx
 
     return export_onnx(_context(), "fp32", path, metadata=_metadata("onnx") if metadata is None else metadata)
 
@@ -84,11 +84,11 @@ def write_onnx(path: Path, metadata: dict | None = None) -> Path:
 def tflite_bytes(precision: str = "fp32", metadata: dict | None = None) -> bytes:
     pytest.importorskip("tensorflow")
     pytest.importorskip("ai_edge_litert")
-    from sentilite.export import to_tflite
+    from sentilite.export.tflite.convert import add_metadata, convert_tflite
 
     ctx = _context()
-    data = to_tflite.convert(MODEL, ctx.weights, precision, MAXLEN, VOCAB, ctx.calibration_ids)
-    return to_tflite.add_metadata(data, _metadata("tflite", precision) if metadata is None else metadata)
+    data = convert_tflite(MODEL, ctx.weights, precision, MAXLEN, VOCAB, ctx.calibration_ids)
+    return add_metadata(data, _metadata("tflite", precision) if metadata is None else metadata)
 
 
 def write_manifest(folder: Path, files: list[tuple[str, str, str]], **override) -> dict:
@@ -470,6 +470,8 @@ def test_a_link_inside_the_package_is_fine(package):
     (lambda a: a.pop("precision"), "unknown precision 'None'"),
     (lambda a: a.update(precision=["fp32"]), "unknown precision"),
     (lambda a: a.update(format="pickle"), "unknown format 'pickle'"),
+    (lambda a: a.update(format=["onnx"]), r"unknown format \['onnx'\]"),
+    (lambda a: a.update(format={"onnx": 1}), "unknown format"),
     (lambda a: a.update(bytes="12"), "needs its size in bytes and its sha256"),
     (lambda a: a.pop("sha256"), "needs its size in bytes and its sha256"),
 ])
@@ -819,7 +821,7 @@ def _edit_tflite(data: bytes, edit) -> bytes:
 
 
 def _first(model, name):
-    from sentilite.export.tflite_graph import op_name
+    from sentilite.export.tflite.loop_state import op_name
 
     for g in model.subgraphs:
         for op in g.operators:

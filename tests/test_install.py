@@ -1,5 +1,6 @@
 """The runtime installed alone, as an edge app gets it: a fresh venv, no TensorFlow."""
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -29,17 +30,71 @@ def _venv_with(tmp_path, extra: str) -> Path:
     env_dir = tmp_path / f"venv-{extra}"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     python = env_dir / "bin" / "python"
-    result = subprocess.run([str(python), "-m", "pip", "install", "--quiet", f"{ROOT}[{extra}]"],
+    result = subprocess.run([str(python), "-m", "pip", "install", "--quiet", f"{_source_copy(tmp_path)}[{extra}]"],
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     return python
 
 
+def _source_copy(tmp_path) -> Path:
+    """The repository's files without builds and venvs: what a clean checkout installs from.
+
+    setuptools keeps build/ in the source folder and never empties it, so a
+    module deleted since an earlier build would still ship
+    (pypa/setuptools#1871).
+    """
+    source = tmp_path / "source"
+    if not source.exists():
+        shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+            ".git", ".venv*", "artifacts", "build", "*.egg-info", "__pycache__", ".pytest_cache", "node_modules"))
+    return source
+
+
+IMPORT_CHECK = "import sentilite.runtime; from sentilite.runtime import load; print(sentilite.runtime.__file__)"
+
+
+def _clean_env() -> dict:
+    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+
+def test_wheel_imports_from_the_repository_root(tmp_path):
+    """A normal install of the built wheel answers imports from the repository root too, not only from elsewhere.
+
+    Python puts the working directory first on sys.path, so a root folder
+    named like the package would shadow the install; the import must find the
+    installed files from both places.
+    """
+    wheels = tmp_path / "wheels"
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(wheels),
+                            str(_source_copy(tmp_path))],
+                           capture_output=True, text=True, timeout=600)
+    assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-3000:]
+    (wheel,) = wheels.glob("sentilite-*.whl")
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=True).create(env_dir)
+    python = env_dir / "bin" / "python"
+    installed = subprocess.run([str(python), "-m", "pip", "install", "--quiet", str(wheel)],
+                               capture_output=True, text=True, timeout=900)
+    assert installed.returncode == 0, installed.stdout[-2000:] + installed.stderr[-3000:]
+    for cwd in (ROOT, tmp_path):
+        result = subprocess.run([str(python), "-c", IMPORT_CHECK], capture_output=True, text=True, cwd=cwd,
+                                timeout=120, env=_clean_env())
+        assert result.returncode == 0, f"from {cwd}: {result.stderr[-2000:]}"
+        assert Path(result.stdout.strip()).resolve().is_relative_to(env_dir.resolve()), result.stdout
+
+
+def test_editable_install_imports_from_the_repository_root_and_elsewhere(tmp_path):
+    """The development install (make install: pip install -e) answers from the root and from any folder."""
+    for cwd in (ROOT, tmp_path):
+        result = subprocess.run([sys.executable, "-c", IMPORT_CHECK], capture_output=True, text=True, cwd=cwd,
+                                timeout=120, env=_clean_env())
+        assert result.returncode == 0, f"from {cwd}: {result.stderr[-2000:]}"
+        assert Path(result.stdout.strip()) == ROOT / "runtime" / "__init__.py"
+
+
 def _predict(python: Path, folder: Path, files: list[str]):
-    # cwd outside the repository: from its root, `import sentilite` would find the source folder, not the install
     result = subprocess.run([str(python), "-c", PREDICT, str(folder), *files], capture_output=True, text=True,
-                            cwd=python.parent,
-                            timeout=300, env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+                            cwd=python.parent, timeout=300, env=_clean_env())
     return result
 
 
@@ -66,7 +121,7 @@ def test_runtime_alone_predicts(exported, tmp_path, extra, files):
         assert refused.returncode == 2, refused.stderr
         assert refused.stderr.strip().splitlines() == [
             f"sentilite {command[0]}: error: `sentilite {command[0]}` needs tensorflow, which is not installed here "
-            f"(this looks like a runtime-only install): pip install 'sentilite[train]'"]
+            f"(this looks like a runtime-only install): pip install '.[train]' in the sentilite repository"]
 
 
 def test_legacy_tflite_runtime_runs_what_it_can(exported, tmp_path):

@@ -73,6 +73,7 @@ def _assert_flat(model, small: int, large: int) -> tuple[int, int]:
     return rss_small, rss_large
 
 
+@pytest.mark.slow
 def test_predict_memory_does_not_grow_with_stdin(tmp_path):
     """A tiny numpy model: the cost is the streaming itself (reading, batching, writing)."""
     _assert_flat(write_npz(tmp_path / "model.fp32.npz"), 20_000, 200_000)

@@ -39,14 +39,14 @@ def test_reviews(imdb):
 def test_tf2onnx_reference_matches_the_hand_built_fp32_graph(trained_models, test_reviews, cell):
     from sentilite import LABELS
     from sentilite.export.package import read_model_folder
-    from sentilite.export.reference import reference_onnx, run_reference
+    from sentilite.export.onnx import build_fp32
+    from sentilite.export.onnx.reference import reference_onnx, run_reference
     from sentilite.export.registry import ExportContext
-    from sentilite.export.to_onnx import build_fp32
     from sentilite.export.validate import ValidationConfig, compare
     from sentilite.export.weights import extract_weights
     from sentilite.runtime.model import run_batches
     from sentilite.train.fit import MODEL_FILE
-    from sentilite.train.model import load_keras_model
+    from sentilite.train.keras_model import load_keras_model
 
     folder = trained_models[cell][0]
     run_config, tokenizer_bytes, tokenizer = read_model_folder(folder)
@@ -76,7 +76,7 @@ def test_tf2onnx_reference_matches_the_hand_built_fp32_graph(trained_models, tes
 
 def test_a_forward_function_tf2onnx_cannot_trace_raises_conversion_error():
     from sentilite.export.errors import ConversionError
-    from sentilite.export.reference import reference_onnx
+    from sentilite.export.onnx.reference import reference_onnx
 
     def broken(ids, training=False):
         raise NotImplementedError("no forward pass")

@@ -479,7 +479,7 @@ def test_sentiment_udf_in_your_own_spark_code(spark, float_model, model_folder, 
 
 @pytest.mark.integration
 def test_bench_score_reports_rows_per_second_and_memory(model_folder, reviews, tmp_path):
-    from sentilite.score.bench import ScoreBenchConfig, run_score_bench
+    from sentilite.score.throughput import ScoreBenchConfig, run_score_bench
 
     config = ScoreBenchConfig(rows=3000, runs=("one-process", "all-cores"), part_rows=500)
     report = run_score_bench(str(model_folder), tmp_path, config, progress=False, texts=reviews[:1000])

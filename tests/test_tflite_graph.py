@@ -18,8 +18,8 @@ import pytest
 pytest.importorskip("tensorflow")
 pytest.importorskip("ai_edge_litert")
 
-from sentilite.export import tflite_graph as tg  # noqa: E402
-from sentilite.export import to_tflite  # noqa: E402
+from sentilite.export.tflite import convert  # noqa: E402
+from sentilite.export.tflite import loop_state as tg  # noqa: E402
 from sentilite.export.errors import ConversionError  # noqa: E402
 from sentilite.runtime.architecture import ModelConfig  # noqa: E402
 from sentilite.runtime.flatbuffer import verify_tflite_model  # noqa: E402
@@ -45,7 +45,7 @@ def raw_int8() -> bytes:
     """The converter's full-int8 output before the rewrite (loop state still float)."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(tg, "intify_while_state", lambda model: 0)
-        return to_tflite.convert(CONFIG, _weights(CONFIG), "int8", MAXLEN, VOCAB, _rows(24))
+        return convert.convert_tflite(CONFIG, _weights(CONFIG), "int8", MAXLEN, VOCAB, _rows(24))
 
 
 def _graph(data: bytes):
@@ -355,13 +355,13 @@ def test_the_exporter_writes_no_file_when_the_rewrite_fails(tmp_path, monkeypatc
         return model
 
     monkeypatch.setattr(flatbuffer_utils, "convert_bytearray_to_object", tampered)
-    monkeypatch.setattr(to_tflite, "_convert_in_child", lambda ctx, precision: to_tflite.convert(
+    monkeypatch.setattr(convert, "_convert_in_child", lambda ctx, precision: convert.convert_tflite(
         ctx.model, ctx.weights, precision, ctx.maxlen, ctx.vocab_size, ctx.calibration_ids))
     ctx = SimpleNamespace(model=CONFIG, weights=_weights(CONFIG), maxlen=MAXLEN, vocab_size=VOCAB,
                           calibration_ids=_rows(24))
     path = tmp_path / "model.int8.tflite"
     with pytest.raises(ConversionError, match="not consumed by a single QUANTIZE"):
-        to_tflite.export_tflite(ctx, "int8", path, metadata={"sentilite.metadata_version": "1"})
+        convert.export_tflite(ctx, "int8", path, metadata={"sentilite.metadata_version": "1"})
     assert list(tmp_path.iterdir()) == []
 
 
@@ -383,7 +383,7 @@ def test_a_hanging_conversion_child_is_stopped_at_its_timeout(tmp_path, monkeypa
     start = time.monotonic()
     with pytest.raises(ConversionError, match=r"int8 TFLite conversion of the lstm model took longer than 1 s "
                                               r"and was stopped"):
-        to_tflite._convert_in_child(_tiny_context(), "int8", timeout=1)
+        convert._convert_in_child(_tiny_context(), "int8", timeout=1)
     assert time.monotonic() - start < 10
 
 
@@ -391,20 +391,96 @@ def test_a_crashing_conversion_child_is_a_conversion_error(tmp_path, monkeypatch
     monkeypatch.setattr(sys, "executable", _fake_python(tmp_path, "echo 'Fatal Python error: Segmentation fault' >&2\n"
                                                                   "kill -SEGV $$"))
     with pytest.raises(ConversionError, match=r"crashed with signal 11: Fatal Python error: Segmentation fault"):
-        to_tflite._convert_in_child(_tiny_context(), "int8")
+        convert._convert_in_child(_tiny_context(), "int8")
     monkeypatch.setattr(sys, "executable", _fake_python(tmp_path, "echo 'ValueError: no' >&2; exit 3"))
     with pytest.raises(ConversionError, match=r"exited 3: ValueError: no"):
-        to_tflite._convert_in_child(_tiny_context(), "int8")
+        convert._convert_in_child(_tiny_context(), "int8")
 
 
 def test_a_failing_mediapipe_client_is_a_validation_error(tmp_path):
-    from sentilite.export import to_mediapipe
     from sentilite.export.errors import ExportValidationError
+    from sentilite.export.mediapipe import client
 
     python = _fake_python(tmp_path, "echo 'Illegal instruction' >&2; exit 2")
     with pytest.raises(ExportValidationError, match=r"the MediaPipe client on 2 texts and m.tflite exited 2: "
                                                     r"Illegal instruction"):
-        to_mediapipe.run_client(["m.tflite"], ["good", "bad"], python)
+        client.run_client(["m.tflite"], ["good", "bad"], python)
     python = _fake_python(tmp_path, "exec sleep 60")
     with pytest.raises(ExportValidationError, match=r"took longer than 1 s and was stopped"):
-        to_mediapipe.run_client(["m.tflite"], ["good"], python, timeout=1)
+        client.run_client(["m.tflite"], ["good"], python, timeout=1)
+
+
+# -- the MediaPipe file's int8 weights, and metadata entries: the other rewrites of a converted file ---------
+LENGTH = 16
+
+
+@pytest.fixture(scope="module")
+def unrolled_fp32() -> bytes:
+    """MediaPipe's float32 graph of the tiny LSTM (unrolled over its window, one subgraph), before its int8 weights."""
+    from sentilite.export.mediapipe.graph import convert_unrolled
+
+    return convert_unrolled(CONFIG, _weights(CONFIG), MAXLEN, VOCAB, VOCAB, LENGTH)
+
+
+def _client_output(content: bytes, rows: np.ndarray) -> np.ndarray:
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_content=content)
+    interp.allocate_tensors()
+    inp, out = interp.get_input_details()[0]["index"], interp.get_output_details()[0]["index"]
+    answers = []
+    for row in rows:
+        interp.set_tensor(inp, row[None, :])
+        interp.invoke()
+        answers.append(interp.get_tensor(out)[0, 1])
+    return np.array(answers)
+
+
+def test_store_weights_int8_dequantizes_int8_weights_inside_the_graph(unrolled_fp32):
+    from sentilite.export.mediapipe.int8_weights import MIN_QUANTIZED_ELEMENTS, store_weights_int8
+    from sentilite.export.quantization import symmetric_int8
+
+    data = store_weights_int8(unrolled_fp32)
+    before, model = _graph(unrolled_fp32), _graph(data)
+    (graph,) = model.subgraphs
+    constants = [t for t in graph.tensors if t.buffer > 0 and model.buffers[t.buffer].data is not None]
+    int8 = [t for t in constants if tg.type_name(t.type) == "INT8"]
+    assert int8 and all(list(t.quantization.zeroPoint) == [0] * len(t.quantization.scale) for t in int8)
+    for t in constants:  # what stays float is small or a vector
+        assert tg.type_name(t.type) == "INT8" or len(t.shape) != 2 or np.prod(t.shape) < MIN_QUANTIZED_ELEMENTS
+    embedding = _weights(CONFIG)["embedding"]
+    q, scale = symmetric_int8(embedding, axis=1)  # the lookup table: one scale per column
+    table = next(t for t in int8 if list(t.shape) == list(embedding.shape))
+    assert bytes(model.buffers[table.buffer].data) == q.tobytes() and list(table.quantization.scale) == list(scale)
+    for op in graph.operators:  # every GATHER of an int8 table is dequantized right after
+        if _name(model, op) == "GATHER" and tg.type_name(graph.tensors[op.inputs[0]].type) == "INT8":
+            (reader,) = tg.consumers(graph, op.outputs[0])
+            assert _name(model, reader) == "DEQUANTIZE"
+    assert sorted(t.name for t in graph.tensors if t.name) == [b"ids", b"probabilities"]
+    assert all(b.data is not None and len(b.data) for b in model.buffers[1:])  # the empty activation buffers went
+    assert len(data) < len(unrolled_fp32) and len(before.buffers) > len(model.buffers)
+    rows = np.zeros((32, LENGTH), np.int32)
+    for r, n in enumerate(np.random.default_rng(3).integers(0, LENGTH + 1, len(rows))):
+        rows[r, :n] = np.random.default_rng(r).integers(1, VOCAB, n)
+    assert np.abs(_client_output(data, rows) - _client_output(unrolled_fp32, rows)).max() < 0.02
+
+
+def test_store_weights_int8_refuses_a_graph_of_several_subgraphs(raw_int8):
+    from sentilite.export.mediapipe.int8_weights import store_weights_int8
+
+    with pytest.raises(ConversionError, match="the MediaPipe graph has 3 subgraphs; MediaPipe needs one"):
+        store_weights_int8(raw_int8)
+
+
+def test_metadata_entries_are_added_once_each_and_replaced_by_name(raw_int8):
+    from sentilite.export.mediapipe.metadata import METADATA_NAME, attach_metadata
+    from sentilite.runtime.embedded import TFLITE_METADATA_NAME
+    from sentilite.runtime.flatbuffer import read_tflite_metadata
+
+    first = convert.add_metadata(raw_int8, {"sentilite.metadata_version": "1"})
+    again = convert.add_metadata(first, {"sentilite.metadata_version": "2"})
+    assert read_tflite_metadata(again)[TFLITE_METADATA_NAME] == b'{"sentilite.metadata_version":"2"}'
+    assert [m.name for m in _graph(again).metadata].count(TFLITE_METADATA_NAME.encode()) == 1
+    both = attach_metadata(again, b"M001 flatbuffer", {"vocab.txt": b"<PAD> 0\n"})
+    found = read_tflite_metadata(both)
+    assert found[METADATA_NAME] == b"M001 flatbuffer" and TFLITE_METADATA_NAME in found

@@ -165,21 +165,21 @@ def test_config_validation():
     ("café's naïve it’s", ["café's", "naïve", "it's"]),  # not ASCII: the regex path
 ])
 def test_ascii_fast_path_gives_the_regex_words(text, words):
-    from sentilite.runtime.tokenizer import _WORD, find_words, normalize_text
+    from sentilite.runtime.tokenizer import WORD, find_words, normalize_text
 
     normalized = normalize_text(text, TokenizerConfig())
     assert find_words(normalized) == words
-    assert _WORD.findall(normalized) == words
+    assert WORD.findall(normalized) == words
 
 
 def test_ascii_fast_path_matches_the_regex_on_random_texts():
     import random
 
-    from sentilite.runtime.tokenizer import _WORD, find_words, normalize_text
+    from sentilite.runtime.tokenizer import WORD, find_words, normalize_text
 
     rng = random.Random(0)
     alphabet = "ab1'_ -.,`\u2019\t<>/é"
     for _ in range(20000):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 14)))
         normalized = normalize_text(text, TokenizerConfig())
-        assert find_words(normalized) == _WORD.findall(normalized), repr(text)
+        assert find_words(normalized) == WORD.findall(normalized), repr(text)

@@ -63,7 +63,7 @@ def test_crops_keep_the_last_words_of_each_row():
 def test_train_writes_a_complete_model_folder(cell, imdb, trained_models):
     from sentilite.train.data import subset
     from sentilite.train.evaluate import short_texts
-    from sentilite.train.model import load_keras_model
+    from sentilite.train.keras_model import load_keras_model
 
     out, metrics = trained_models[cell]
     names = sorted(p.name for p in out.iterdir())
@@ -97,7 +97,7 @@ def test_train_writes_a_complete_model_folder(cell, imdb, trained_models):
 @pytest.mark.integration
 def test_onehot_input_trains_without_materialising_one_hot_arrays(imdb, tmp_path):
     from sentilite.train.fit import train_model
-    from sentilite.train.model import load_keras_model
+    from sentilite.train.keras_model import load_keras_model
 
     cfg = small("rnn", input="onehot", subset=3000, epochs=3, ngrams=False, vocab_size=300)
     metrics = train_model(cfg, tmp_path / "onehot", imdb, verbose=0, test_reviews=1000)
@@ -111,7 +111,7 @@ def test_onehot_input_trains_without_materialising_one_hot_arrays(imdb, tmp_path
 @pytest.mark.integration
 def test_runs_are_repeatable(imdb, tmp_path):
     from sentilite.train.fit import train_model
-    from sentilite.train.model import load_keras_model
+    from sentilite.train.keras_model import load_keras_model
 
     cfg = small("gru", subset=800, epochs=1)
     train_model(cfg, tmp_path / "a", imdb, verbose=0, test_reviews=1000)

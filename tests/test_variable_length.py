@@ -149,7 +149,7 @@ def _context(cell, config, weights):
 def test_onnx_graph_matches_the_reference_on_whole_and_cut_rows(cell, ngrams, window, lookup):
     pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
-    from sentilite.export.to_onnx import build_fp32
+    from sentilite.export.onnx import build_fp32
 
     config = config_for(cell, ngrams, window, lookup)
     weights = random_weights(cell, config)
@@ -168,7 +168,7 @@ def test_tflite_graph_matches_the_reference_on_whole_and_cut_rows(cell, lookup):
     pytest.importorskip("tensorflow")
     from ai_edge_litert.interpreter import Interpreter
 
-    from sentilite.export.to_tflite import convert
+    from sentilite.export.tflite.convert import convert_tflite as convert
 
     config = config_for(cell, lookup=lookup)
     weights = random_weights(cell, config)
@@ -191,7 +191,7 @@ def test_tflite_graph_matches_the_reference_on_whole_and_cut_rows(cell, lookup):
 @pytest.mark.parametrize("lookup", LOOKUPS)
 def test_keras_ngram_layer_matches_the_reference(lookup):
     pytest.importorskip("keras")
-    from sentilite.train.model import NgramLogit
+    from sentilite.train.keras_model import NgramLogit
 
     config = config_for("gru", lookup=lookup)
     weights = random_weights("gru", config)

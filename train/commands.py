@@ -203,9 +203,10 @@ def run_evaluate(args) -> int:
     from .data import load_imdb, subset
     from .evaluate import evaluate_model, format_evaluation
 
+    model = load(args.model, format=args.format, precision=args.precision)  # a bad path fails before IMDB loads
     data = load_imdb(args.data, allow_incomplete=args.allow_incomplete)
     test = data.test if args.reviews is None else subset(data.test, args.reviews, seed=0)
-    result = evaluate_model(load(args.model, format=args.format, precision=args.precision), test, tuple(args.words))
+    result = evaluate_model(model, test, tuple(args.words))
     result["data"] = data.describe()
     print(json.dumps(result, indent=2) if args.json else format_evaluation(args.model, result))
     return 0

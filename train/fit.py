@@ -8,10 +8,15 @@ With an n-gram branch, fitting has three short stages:
    validation reviews);
 3. the two logits are blended with weights fitted on the validation reviews,
    using the branch fitted without them, and the weights are folded into the
-   model so the exported graph is a plain sum.
+   model so the exported graph is a plain sum (``train.blend``).
+
+``set_up_training`` makes what stage 2 starts from (the splits, the
+tokenizer, the cropped rows and the fitted branch); ``train.levers`` starts
+from the same.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -22,13 +27,14 @@ from pathlib import Path
 
 import numpy as np
 
-from sentilite.runtime.recurrence import NgramDictionary, ngram_logit
 from sentilite.runtime.tokenizer import PAD_ID, Tokenizer
 from sentilite.shared.files import atomic_write_json, make_staging_dir
 
+from .blend import Blend, fit_blend, logits_of
 from .config import RunConfig
 from .data import ImdbData, Reviews, load_imdb, movie_disjoint_split, subset, train_validation_split
 from .evaluate import SHORT_TEXT_WORDS, accuracy, negation_accuracy, short_texts
+from .ngrams import NgramBranch, NgramBranches
 from .vocab import build_tokenizer
 
 MODEL_FILE = "model.keras"
@@ -95,6 +101,112 @@ def with_crops(ids: np.ndarray, labels: np.ndarray, config: RunConfig, rng) -> t
     return np.concatenate(parts), np.concatenate([labels] * len(parts))
 
 
+@dataclass(frozen=True)
+class TrainingSetup:
+    """What the cell is trained from, made the same way for a model (``train_model``) and for the levers.
+
+    ``x_fit`` and ``x_val`` hold each split's reviews followed by their crops;
+    ``config`` has the tokenizer section as built (its vocabulary may be
+    smaller than asked on tiny data); ``ngrams`` is None without a branch.
+    """
+
+    config: RunConfig
+    splits: EncodedSplits
+    x_fit: np.ndarray
+    y_fit: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    ngrams: NgramBranches | None = None
+
+    @property
+    def steps(self) -> int:
+        """How many of a row's last ids the cell reads."""
+        return self.config.model.steps(self.config.tokenizer.maxlen)
+
+    def window(self, ids: np.ndarray) -> np.ndarray:
+        return ids[:, -self.steps:]
+
+
+def set_up_training(config: RunConfig, data: ImdbData, test_reviews: int | None = None) -> TrainingSetup:
+    """Seed everything, split and tokenize the reviews, crop them, and fit the n-gram branch (stage 1)."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(config.training.seed)
+    tf.config.experimental.enable_op_determinism()
+    rng = np.random.default_rng(config.training.seed)
+    splits = prepare_splits(config, data, test_reviews)
+    config = config.replace(tokenizer=splits.tokenizer.config)  # vocab may be smaller on tiny data
+    log.info("tokenized: %d fit / %d validation / %d test reviews, vocabulary %d, length %d",
+             len(splits.x_fit), len(splits.x_val), len(splits.x_test), len(splits.tokenizer), config.tokenizer.maxlen)
+    x_fit, y_fit = with_crops(splits.x_fit, splits.y_fit, config, rng)
+    x_val, y_val = with_crops(splits.x_val, splits.y_val, config, rng)
+    setup = TrainingSetup(config, splits, x_fit, y_fit, x_val, y_val)
+    if config.model.ngram_buckets:
+        setup = dataclasses.replace(setup, ngrams=fit_ngram_branch(config, setup))
+    return setup
+
+
+def fit_ngram_branch(config: RunConfig, rows: TrainingSetup) -> NgramBranches:
+    """Stage 1: the branch ``config`` describes, fitted without the validation reviews and with them (kept).
+
+    Only the rows of ``rows`` are read, so the levers fit other branches on
+    the same rows. With a learned dictionary, each of the two fits chooses its
+    own dictionary from the rows it sees, so the blend is fitted on a branch
+    that never saw a validation review.
+    """
+    from .ngrams import fit_ngram_weights, learn_dictionary, ngram_logits, ngram_matrix, refit_ngram_weights
+
+    x_fit, y_fit, x_val, y_val = rows.x_fit, rows.y_fit, rows.x_val, rows.y_val
+    vocab, buckets, c = config.tokenizer.vocab_size, config.model.ngram_buckets, config.training.ngram_c
+    started = time.time()
+    reviews_fit = np.zeros(len(y_fit), bool)
+    reviews_fit[: len(rows.splits.y_fit)] = True
+    reviews_val = np.zeros(len(y_val), bool)
+    reviews_val[: len(rows.splits.y_val)] = True
+
+    def dictionary_of(ids, labels, reviews):
+        return learn_dictionary(ids, labels, reviews, vocab, buckets, c) if config.model.ngram_dictionary else None
+
+    dictionary = dictionary_of(x_fit, y_fit, reviews_fit)
+    m_fit, m_val = (ngram_matrix(x, vocab, buckets, dictionary) for x in (x_fit, x_val))
+    weights, bias = fit_ngram_weights(m_fit, y_fit, c, ratio_rows=reviews_fit)
+    fitted = NgramBranch(weights, bias, dictionary, vocab, buckets)
+    val_logits = ngram_logits(m_val, weights, bias)
+    n_val = len(rows.splits.y_val)
+    log.info("n-gram branch: fitted on %d rows (%.0f s); validation accuracy %.4f on reviews, %.4f on their crops",
+             len(y_fit), time.time() - started, accuracy(1 / (1 + np.exp(-val_logits[:n_val])), y_val[:n_val]),
+             accuracy(1 / (1 + np.exp(-val_logits[n_val:])), y_val[n_val:]) if len(y_val) > n_val else float("nan"))
+    if config.model.ngram_dictionary:
+        dictionary = dictionary_of(np.concatenate([x_fit, x_val]), np.concatenate([y_fit, y_val]),
+                                   np.concatenate([reviews_fit, reviews_val]))
+        m_fit, m_val = (ngram_matrix(x, vocab, buckets, dictionary) for x in (x_fit, x_val))
+    all_weights, all_bias = refit_ngram_weights((m_fit, m_val), (y_fit, y_val), (reviews_fit, reviews_val), c)
+    log.info("n-gram branch: refitted on every training review and crop (%d rows, %.0f s in all)",
+             len(y_fit) + len(y_val), time.time() - started)
+    return NgramBranches(fitted=fitted, kept=NgramBranch(all_weights, all_bias, dictionary, vocab, buckets),
+                         val_logits=val_logits)
+
+
+def train_cell(setup: TrainingSetup, cell_model, verbose: int):
+    """Stage 2: the cell alone on the last ids of the fitting rows, early stopping on the validation rows."""
+    import keras
+
+    t = setup.config.training
+    log.info("training the %s cell on the last %d ids of %d rows (%d reviews + crops)",
+             setup.config.model.cell, setup.steps, len(setup.x_fit), len(setup.splits.x_fit))
+    cell_model.compile(optimizer=keras.optimizers.Adam(learning_rate=t.learning_rate),
+                       loss="binary_crossentropy", metrics=["accuracy"])
+    callbacks = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=t.patience, restore_best_weights=True)]
+    if t.reduce_lr_factor:
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=t.reduce_lr_factor, patience=0, min_lr=1e-5))
+    return cell_model.fit(
+        setup.window(setup.x_fit), setup.y_fit, validation_data=(setup.window(setup.x_val), setup.y_val),
+        batch_size=t.batch_size, epochs=t.max_epochs, callbacks=callbacks, shuffle=True, verbose=verbose,
+    )
+
+
 def train_model(
     config: RunConfig,
     out_dir: str | os.PathLike,
@@ -111,83 +223,68 @@ def train_model(
     The folder is built under a temporary name and swapped in at the end, so
     an interrupted run leaves the previous model folder as it was.
     """
-    import keras
-    import tensorflow as tf
-
-    from .model import CELL_LOGIT_LAYER, NGRAM_LAYER, build_model, count_weights
+    from .keras_model import build_model
 
     out_dir = Path(out_dir)
     if verbose is None:
         verbose = 1 if sys.stderr.isatty() else 2
     started = time.time()
-    keras.utils.set_random_seed(config.training.seed)
-    tf.config.experimental.enable_op_determinism()
-    rng = np.random.default_rng(config.training.seed)
-
     if not isinstance(data, ImdbData):
         data = load_imdb(data)
     log.info("data: %s (%s)", data.source, data.describe())
-    splits = prepare_splits(config, data, test_reviews)
-    config = config.replace(tokenizer=splits.tokenizer.config)  # vocab may be smaller on tiny data
-    tok = config.tokenizer
-    log.info("tokenized: %d fit / %d validation / %d test reviews, vocabulary %d, length %d",
-             len(splits.x_fit), len(splits.x_val), len(splits.x_test), len(splits.tokenizer), tok.maxlen)
-    model, cell_model = build_model(config.model, tok)
-    steps = config.model.steps(tok.maxlen)
-    x_fit, y_fit = with_crops(splits.x_fit, splits.y_fit, config, rng)
-    x_val, y_val = with_crops(splits.x_val, splits.y_val, config, rng)
-
-    ngram = None
-    if config.model.ngram_buckets:
-        ngram = fit_ngram_branch(config, splits, x_fit, y_fit, x_val, y_val)
-
-    log.info("training the %s cell on the last %d ids of %d rows (%d reviews + crops)",
-             config.model.cell, steps, len(x_fit), len(splits.x_fit))
-    cell_model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.training.learning_rate),
-                       loss="binary_crossentropy", metrics=["accuracy"])
-    callbacks = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.training.patience,
-                                               restore_best_weights=True)]
-    if config.training.reduce_lr_factor:
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(
-            monitor="val_loss", factor=config.training.reduce_lr_factor, patience=0, min_lr=1e-5))
-    history = cell_model.fit(
-        x_fit[:, -steps:], y_fit, validation_data=(x_val[:, -steps:], y_val),
-        batch_size=config.training.batch_size, epochs=config.training.max_epochs, callbacks=callbacks,
-        shuffle=True, verbose=verbose,
-    )
-    cell_val = _logits(cell_model.predict(x_val[:, -steps:], batch_size=1024, verbose=0))
-
+    setup = set_up_training(config, data, test_reviews)
+    # Built after stage 1, it draws the initial weights it would draw before: Keras seeds its
+    # initializers from Python's random, stage 1's liblinear draws from numpy's global generator.
+    model, cell_model = build_model(setup.config.model, setup.config.tokenizer)
+    history = train_cell(setup, cell_model, verbose).history
+    cell_val = logits_of(cell_model.predict(setup.window(setup.x_val), batch_size=1024, verbose=0))
     blend = None
-    if ngram is not None:
-        blend = fit_blend(ngram["val_logits"], cell_val, y_val)
-        log.info("blend on %d validation rows: n-gram x %.3f + cell x %.3f + %.3f", len(y_val),
-                 blend["ngram_scale"], blend["cell_scale"], blend["bias"])
-        kept = ngram["kept"]
-        dense = model.get_layer(CELL_LOGIT_LAYER)
-        kernel, bias = dense.get_weights()
-        dense.set_weights([kernel * blend["cell_scale"],
-                           bias * blend["cell_scale"] + blend["ngram_scale"] * kept.bias + blend["bias"]])
-        tables = [kept.weights * blend["ngram_scale"]]
-        if kept.dictionary is not None:
-            tables += [kept.dictionary.displacements, kept.dictionary.fingerprints]
-        model.get_layer(NGRAM_LAYER).set_weights([t.astype(np.float32) for t in tables])
+    if setup.ngrams is not None:
+        blend = fit_blend(setup.ngrams.val_logits, cell_val, setup.y_val)
+        log.info("blend on %d validation rows: n-gram x %.3f + cell x %.3f + %.3f", len(setup.y_val),
+                 blend.ngram_scale, blend.cell_scale, blend.bias)
+        blend.fold_into(model, setup.ngrams.kept)
     fit_seconds = time.time() - started
 
-    predict = _keras_predictor(model, splits.tokenizer)
-    test_texts, test_labels = splits.test.texts, splits.y_test
-    test_positive = predict(test_texts)
-    test_acc = accuracy(test_positive, test_labels)
+    predict = _keras_predictor(model, setup.splits.tokenizer)
+    test_texts, test_labels = setup.splits.test.texts, setup.splits.y_test
+    test_acc = accuracy(predict(test_texts), test_labels)
     short = {k: accuracy(predict(short_texts(test_texts, k)), test_labels) for k in SHORT_TEXT_WORDS}
-    negation = negation_accuracy(predict)
-    # Held out from everything fitted on it: the cell, or the blend of the cell with the n-gram
-    # branch fitted without the validation reviews (the kept branch has seen them).
-    n_val = len(splits.y_val)
-    val_logit = cell_val[:n_val] if blend is None else (
-        blend["ngram_scale"] * ngram["val_logits"][:n_val] + blend["cell_scale"] * cell_val[:n_val] + blend["bias"])
-    val_acc = accuracy(1 / (1 + np.exp(-val_logit)), splits.y_val)
-    epochs_run = len(history.history["loss"])
-    best_epoch = int(np.argmin(history.history["val_loss"])) + 1
-    metrics = {
+    metrics = _metrics(setup, data, model, history, test_acc, short, negation_accuracy(predict),
+                       validation_accuracy(setup, cell_val, blend), fit_seconds)
+    if setup.ngrams is not None:
+        metrics["blend"] = blend.to_dict()
+        metrics["ablation"] = ablation(setup.splits, setup.ngrams.kept, cell_model, setup.steps)
+    history_dict = {k: [float(v) for v in vals] for k, vals in history.items()}
+    _write_model_folder(out_dir, setup, model, history_dict, metrics,
+                        title=f"{setup.config.name}: cell training; test accuracy of the model {test_acc:.4f}")
+    log.info("%s: test accuracy %.4f on %d reviews; last %s words %s; %.0f s -> %s", setup.config.name, test_acc,
+             len(test_labels), "/".join(map(str, SHORT_TEXT_WORDS)),
+             "/".join(f"{short[k]:.4f}" for k in SHORT_TEXT_WORDS), fit_seconds, out_dir)
+    return metrics
+
+
+def validation_accuracy(setup: TrainingSetup, cell_val: np.ndarray, blend: Blend | None) -> float:
+    """On the validation reviews (not their crops), held out from everything fitted on them.
+
+    That is the cell, or its blend with the n-gram branch fitted without the
+    validation reviews (the kept branch has seen them).
+    """
+    n_val = len(setup.splits.y_val)
+    val_logit = cell_val[:n_val] if blend is None else blend.logit(setup.ngrams.val_logits[:n_val], cell_val[:n_val])
+    return accuracy(1 / (1 + np.exp(-val_logit)), setup.splits.y_val)
+
+
+def _metrics(setup: TrainingSetup, data: ImdbData, model, history: dict, test_acc: float, short: dict,
+             negation: float, val_acc: float, fit_seconds: float) -> dict:
+    """metrics.json without the n-gram branch's parts."""
+    import keras
+    import tensorflow as tf
+
+    from .keras_model import count_weights
+
+    config, test_labels = setup.config, setup.splits.y_test
+    return {
         "name": config.name,
         "cell": config.model.cell,
         "input": config.model.input,
@@ -199,107 +296,36 @@ def train_model(
                        "accuracy": [round(short[k], 6) for k in SHORT_TEXT_WORDS]},
         "negation_probes": round(negation, 6),
         "validation_accuracy": round(val_acc, 6),
-        "validation_reviews": int(len(splits.y_val)),
+        "validation_reviews": int(len(setup.splits.y_val)),
         "validation_split": config.training.validation_split,
-        "epochs_run": epochs_run,
-        "best_epoch": best_epoch,
+        "epochs_run": len(history["loss"]),
+        "best_epoch": int(np.argmin(history["val_loss"])) + 1,
         "weights": count_weights(model),
         "train_seconds": round(fit_seconds, 1),
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
     }
-    if ngram is not None:
-        metrics["blend"] = blend
-        metrics["ablation"] = ablation(splits, ngram, cell_model, steps)
-    history_dict = {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
+
+def _write_model_folder(out_dir: Path, setup: TrainingSetup, model, history: dict, metrics: dict, title: str) -> None:
+    """Every file of the folder, written to a staging folder that then replaces out_dir."""
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = make_staging_dir(out_dir)
     try:
         model.save(staging / MODEL_FILE)
-        splits.tokenizer.save(staging / TOKENIZER_FILE)
-        atomic_write_json(staging / CONFIG_FILE, config.to_dict())
-        atomic_write_json(staging / HISTORY_FILE, history_dict)
+        setup.splits.tokenizer.save(staging / TOKENIZER_FILE)
+        atomic_write_json(staging / CONFIG_FILE, setup.config.to_dict())
+        atomic_write_json(staging / HISTORY_FILE, history)
         atomic_write_json(staging / METRICS_FILE, metrics)
-        plot_history(history_dict, staging / CURVES_FILE,
-                     title=f"{config.name}: cell training; test accuracy of the model {test_acc:.4f}")
+        plot_history(history, staging / CURVES_FILE, title=title)
         _swap_in(staging, out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    log.info("%s: test accuracy %.4f on %d reviews; last %s words %s; %.0f s -> %s", config.name, test_acc,
-             len(test_labels), "/".join(map(str, SHORT_TEXT_WORDS)),
-             "/".join(f"{short[k]:.4f}" for k in SHORT_TEXT_WORDS), fit_seconds, out_dir)
-    return metrics
 
 
-@dataclass(frozen=True)
-class NgramBranch:
-    """A fitted n-gram branch: its table, bias and (learned) dictionary; ``logit`` is what the model adds."""
-
-    weights: np.ndarray
-    bias: float
-    dictionary: NgramDictionary | None
-    vocab_size: int
-    buckets: int
-
-    def logit(self, ids: np.ndarray) -> np.ndarray:
-        return ngram_logit(ids, self.weights, self.vocab_size, self.buckets, self.dictionary) + self.bias
-
-
-def fit_ngram_branch(config: RunConfig, splits: EncodedSplits, x_fit, y_fit, x_val, y_val) -> dict:
-    """Stage 1: the branch fitted without the validation reviews (for the blend) and with them (kept).
-
-    Returns {"fitted": the branch without them, "kept": with them, "val_logits":
-    the fitted branch's logits of x_val}. With a learned dictionary, each of
-    the two fits chooses its own dictionary from the rows it sees, so the
-    blend is fitted on a branch that never saw a validation review.
-    """
-    from .ngrams import fit_ngram_weights, learn_dictionary, ngram_logits, ngram_matrix, refit_ngram_weights
-
-    vocab, buckets, c = config.tokenizer.vocab_size, config.model.ngram_buckets, config.training.ngram_c
-    started = time.time()
-    reviews_fit = np.zeros(len(y_fit), bool)
-    reviews_fit[: len(splits.y_fit)] = True
-    reviews_val = np.zeros(len(y_val), bool)
-    reviews_val[: len(splits.y_val)] = True
-
-    def dictionary_of(ids, labels, reviews):
-        return learn_dictionary(ids, labels, reviews, vocab, buckets, c) if config.model.ngram_dictionary else None
-
-    dictionary = dictionary_of(x_fit, y_fit, reviews_fit)
-    m_fit, m_val = (ngram_matrix(x, vocab, buckets, dictionary) for x in (x_fit, x_val))
-    weights, bias = fit_ngram_weights(m_fit, y_fit, c, ratio_rows=reviews_fit)
-    fitted = NgramBranch(weights, bias, dictionary, vocab, buckets)
-    val_logits = ngram_logits(m_val, weights, bias)
-    n_val = len(splits.y_val)
-    log.info("n-gram branch: fitted on %d rows (%.0f s); validation accuracy %.4f on reviews, %.4f on their crops",
-             len(y_fit), time.time() - started, accuracy(1 / (1 + np.exp(-val_logits[:n_val])), y_val[:n_val]),
-             accuracy(1 / (1 + np.exp(-val_logits[n_val:])), y_val[n_val:]) if len(y_val) > n_val else float("nan"))
-    if config.model.ngram_dictionary:
-        dictionary = dictionary_of(np.concatenate([x_fit, x_val]), np.concatenate([y_fit, y_val]),
-                                   np.concatenate([reviews_fit, reviews_val]))
-        m_fit, m_val = (ngram_matrix(x, vocab, buckets, dictionary) for x in (x_fit, x_val))
-    all_weights, all_bias = refit_ngram_weights((m_fit, m_val), (y_fit, y_val), (reviews_fit, reviews_val), c)
-    log.info("n-gram branch: refitted on every training review and crop (%d rows, %.0f s in all)",
-             len(y_fit) + len(y_val), time.time() - started)
-    return {"fitted": fitted, "kept": NgramBranch(all_weights, all_bias, dictionary, vocab, buckets),
-            "val_logits": val_logits}
-
-
-def fit_blend(ngram_logits: np.ndarray, cell_logits: np.ndarray, labels: np.ndarray) -> dict:
-    """Weights of the two logits and a bias, by a barely regularised logistic regression on validation rows."""
-    from sklearn.linear_model import LogisticRegression
-
-    features = np.stack([ngram_logits, cell_logits], axis=1)
-    regression = LogisticRegression(C=100.0).fit(features, labels.astype(int))
-    ngram_scale, cell_scale = (float(v) for v in regression.coef_.ravel())
-    return {"ngram_scale": round(ngram_scale, 6), "cell_scale": round(cell_scale, 6),
-            "bias": round(float(regression.intercept_[0]), 6), "rows": int(len(labels))}
-
-
-def ablation(splits: EncodedSplits, ngram: dict, cell_model, steps: int) -> dict:
-    """The test numbers of each branch alone: what the cell adds, and what the n-grams add."""
+def ablation(splits: EncodedSplits, branch: NgramBranch, cell_model, steps: int) -> dict:
+    """Each branch alone on the test reviews (metrics.json's "ablation"): what the cell adds, and the n-grams."""
     def ngram_positive(texts):
-        return 1 / (1 + np.exp(-ngram["kept"].logit(splits.tokenizer.encode_batch(texts))))
+        return 1 / (1 + np.exp(-branch.logit(splits.tokenizer.encode_batch(texts))))
 
     def cell_positive(texts):
         return cell_model.predict(splits.tokenizer.encode_batch(texts)[:, -steps:], batch_size=1024, verbose=0)
@@ -311,11 +337,6 @@ def ablation(splits: EncodedSplits, ngram: dict, cell_model, steps: int) -> dict
                                     for k in SHORT_TEXT_WORDS],
                      "negation_probes": round(negation_accuracy(predict), 6)}
     return out
-
-
-def _logits(positive: np.ndarray) -> np.ndarray:
-    p = np.clip(np.asarray(positive, np.float64).reshape(-1), 1e-7, 1 - 1e-7)
-    return np.log(p / (1 - p))
 
 
 def _keras_predictor(model, tokenizer: Tokenizer):

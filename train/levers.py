@@ -24,18 +24,20 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from dataclasses import dataclass
 
 import numpy as np
+
 from sentilite.runtime.architecture import ModelConfig
 from sentilite.runtime.recurrence import dictionary_table_bytes
 from sentilite.runtime.tokenizer import OOV_ID, PAD_ID
-
 from sentilite.shared.errors import ConfigError
 
+from .blend import fit_blend, logits_of
 from .config import RunConfig
 from .data import ImdbData
 from .evaluate import SHORT_TEXT_WORDS, accuracy, short_texts
-from .fit import _logits, prepare_splits, with_crops
+from .fit import TrainingSetup, fit_ngram_branch, set_up_training
 
 CELL_LEVERS = ("base", "pooling", "bidirectional", "bidirectional-pooling", "word-dropout", "adamw",
                "label-smoothing", "units-64")
@@ -43,7 +45,7 @@ BLEND_LEVERS = ("tail-ngrams", "length-blend")
 BRANCH_LEVERS = ("ngram-hashed",)
 LEVERS = CELL_LEVERS + BLEND_LEVERS + BRANCH_LEVERS
 HASHED_BUCKETS = 524_287  # the ngram-hashed lever's table: the branch the dictionary replaced
-TAIL_WORDS = 32  # the tail-ngrams lever's second sum reads this many last ids (16-128 probed: 32 best on validation)
+TAIL_WORDS = 32  # the tail-ngrams lever's second sum reads this many last ids: the best on validation of 16-128
 WORD_DROPOUT = 0.1
 log = logging.getLogger("sentilite.levers")
 
@@ -65,7 +67,7 @@ def build_lever_cell(lever: str, config: RunConfig):
     import keras
     from keras import layers, ops
 
-    from .model import CellBranch, build_model
+    from .keras_model import CellBranch, build_model
 
     if lever in ("base", "adamw", "label-smoothing", "units-64"):
         model_config = config.model if lever != "units-64" else config.replace(model={"units": 64}).model
@@ -124,50 +126,77 @@ def word_dropout_layer():
 def run_levers(config: RunConfig, data: ImdbData, levers=(), test_reviews: int | None = None,
                hashed_buckets: int = HASHED_BUCKETS) -> dict:
     """Measure each lever (default: all); returns {"rows": [...], "table": markdown, ...}."""
-    import keras
-    import tensorflow as tf
-    from sklearn.linear_model import LogisticRegression
-
-    from .fit import fit_blend, fit_ngram_branch
-
     levers = check_levers(levers)
     started = time.time()
-    keras.utils.set_random_seed(config.training.seed)
-    tf.config.experimental.enable_op_determinism()
-    rng = np.random.default_rng(config.training.seed)
-    splits = prepare_splits(config, data, test_reviews)
-    config = config.replace(tokenizer=splits.tokenizer.config)
-    tokenizer = splits.tokenizer
-    if not config.model.ngram_buckets:
+    setup = set_up_training(config, data, test_reviews)
+    if setup.ngrams is None:
         raise LeverError("the levers are measured against the n-gram branch; this config has none (ngram_buckets=0)")
-    steps = config.model.steps(config.tokenizer.maxlen)
-    x_fit, y_fit = with_crops(splits.x_fit, splits.y_fit, config, rng)
-    x_val, y_val = with_crops(splits.x_val, splits.y_val, config, rng)
-    n_val = len(splits.y_val)
-    branch = fit_ngram_branch(config, splits, x_fit, y_fit, x_val, y_val)
-    sets = {"validation": x_val, "test": splits.x_test,
-            **{f"last {k}": tokenizer.encode_batch(short_texts(splits.test.texts, k)) for k in SHORT_TEXT_WORDS}}
+    sets = LeverSets.of(setup)
+    log.info("n-gram branch fitted on %d rows (%.0f s)", len(setup.y_fit), time.time() - started)
+    rows, base_cell = measure_cell_levers(sets, levers)
+    rows += measure_blend_levers(sets, levers, base_cell)
+    if "ngram-hashed" in levers:
+        rows += measure_branch_lever(sets, base_cell, hashed_buckets)
+    order = [*levers, "base, whole model", "ngram-hashed, whole model"]
+    rows.sort(key=lambda r: order.index(r["lever"]))
+    ngram_scores = sets.scores(sets.ngram)
+    return {"cell": setup.config.model.cell, "seed": setup.config.training.seed, "rows": rows,
+            "test_reviews": len(setup.splits.y_test), "validation_reviews": len(setup.splits.y_val),
+            "ngram_branch": ngram_scores, "table": levers_table(rows, ngram_scores),
+            "seconds": round(time.time() - started, 1)}
 
-    def tail(ids):
-        kept = ids.copy()
-        kept[:, :-TAIL_WORDS] = PAD_ID
-        return kept
 
-    ngram = {name: branch["fitted"].logit(ids) for name, ids in sets.items()}
-    log.info("n-gram branch fitted on %d rows (%.0f s)", len(y_fit), time.time() - started)
+@dataclass(frozen=True)
+class LeverSets:
+    """The id sets every lever is scored on, with the logits of the n-gram branch fitted without validation.
 
-    def scores(logits: dict) -> dict:
+    The sets are the validation reviews and their crops ("validation"), the
+    test reviews ("test") and the test reviews cut to their last k words
+    ("last k"); accuracy on "validation" counts the reviews, not the crops.
+    """
+
+    setup: TrainingSetup
+    ids: dict[str, np.ndarray]
+    ngram: dict[str, np.ndarray]
+
+    @classmethod
+    def of(cls, setup: TrainingSetup) -> LeverSets:
+        splits = setup.splits
+        ids = {"validation": setup.x_val, "test": splits.x_test,
+               **{f"last {k}": splits.tokenizer.encode_batch(short_texts(splits.test.texts, k))
+                  for k in SHORT_TEXT_WORDS}}
+        return cls(setup, ids, {name: setup.ngrams.fitted.logit(x) for name, x in ids.items()})
+
+    def scores(self, logits: dict) -> dict:
         """Accuracy on the validation reviews (not their crops), the test reviews and the short texts."""
+        n_val, y_val, y_test = len(self.setup.splits.y_val), self.setup.y_val, self.setup.splits.y_test
         out = {"validation": accuracy(logits["validation"][:n_val] > 0, y_val[:n_val]),
-               "test": accuracy(logits["test"] > 0, splits.y_test)}
-        out["short_text"] = [accuracy(logits[f"last {k}"] > 0, splits.y_test) for k in SHORT_TEXT_WORDS]
+               "test": accuracy(logits["test"] > 0, y_test)}
+        out["short_text"] = [accuracy(logits[f"last {k}"] > 0, y_test) for k in SHORT_TEXT_WORDS]
         return {k: (round(v, 6) if isinstance(v, float) else [round(x, 6) for x in v]) for k, v in out.items()}
 
-    def blend(features: dict) -> tuple[dict, list]:
-        regression = LogisticRegression(C=100.0, max_iter=2000).fit(features["validation"], y_val.astype(int))
+    def blend(self, features: dict) -> tuple[dict, list]:
+        """Each set's features weighed by a logistic regression fitted on "validation"; (logits, its weights)."""
+        from sklearn.linear_model import LogisticRegression
+
+        regression = LogisticRegression(C=100.0, max_iter=2000).fit(features["validation"],
+                                                                     self.setup.y_val.astype(int))
         coef, intercept = regression.coef_.ravel(), regression.intercept_[0]
         return {name: f @ coef + intercept for name, f in features.items()}, [round(float(c), 4) for c in coef]
 
+    def cell_logits(self, cell_model) -> dict:
+        return {name: logits_of(cell_model.predict(self.setup.window(x), batch_size=1024, verbose=0))
+                for name, x in self.ids.items()}
+
+
+def measure_cell_levers(sets: LeverSets, levers: tuple[str, ...]) -> tuple[list[dict], dict | None]:
+    """(a row for each cell lever asked for, the base cell's logits of each set), each cell blended with the branch.
+
+    The base cell is trained even unasked when a blend or branch lever needs it.
+    """
+    import keras
+
+    config = sets.setup.config
     rows, base_cell = [], None
     cell_levers = [n for n in levers if n in CELL_LEVERS]
     if any(n in BLEND_LEVERS + BRANCH_LEVERS for n in levers) and "base" not in cell_levers:
@@ -176,71 +205,93 @@ def run_levers(config: RunConfig, data: ImdbData, levers=(), test_reviews: int |
         keras.utils.set_random_seed(config.training.seed)
         lever_started = time.time()
         model = build_lever_cell(lever, config)
-        t = config.training
-        optimizer = (keras.optimizers.AdamW(t.learning_rate, weight_decay=0.01) if lever == "adamw"
-                     else keras.optimizers.Adam(t.learning_rate))
-        loss = keras.losses.BinaryCrossentropy(label_smoothing=0.1 if lever == "label-smoothing" else 0.0)
-        model.compile(optimizer=optimizer, loss=loss)
-        history = model.fit(x_fit[:, -steps:], y_fit, validation_data=(x_val[:, -steps:], y_val),
-                            batch_size=t.batch_size, epochs=t.max_epochs, shuffle=True, verbose=0,
-                            callbacks=[keras.callbacks.EarlyStopping(monitor="val_loss", patience=t.patience,
-                                                                     restore_best_weights=True)])
-        cell = {name: _logits(model.predict(ids[:, -steps:], batch_size=1024, verbose=0))
-                for name, ids in sets.items()}
+        history = train_lever_cell(lever, model, sets.setup)
+        cell = sets.cell_logits(model)
         if lever == "base":
             base_cell = cell
-        blended, coef = blend({name: np.stack([ngram[name], cell[name]], 1) for name in sets})
+        blended, coef = sets.blend({name: np.stack([sets.ngram[name], cell[name]], 1) for name in sets.ids})
         if lever in levers:
-            rows.append({"lever": lever, "cell_alone": scores(cell), "blend": scores(blended), "blend_weights": coef,
-                         "epochs": len(history.history["loss"]), "seconds": round(time.time() - lever_started, 1)})
+            rows.append({"lever": lever, "cell_alone": sets.scores(cell), "blend": sets.scores(blended),
+                         "blend_weights": coef, "epochs": len(history.history["loss"]),
+                         "seconds": round(time.time() - lever_started, 1)})
         log.info("lever %s (%d/%d): blend test %.4f (%.0f s)", lever, index, len(cell_levers),
-                 scores(blended)["test"], time.time() - lever_started)
+                 sets.scores(blended)["test"], time.time() - lever_started)
+    return rows, base_cell
+
+
+def train_lever_cell(lever: str, model, setup: TrainingSetup):
+    """A lever's cell trained on the rows and with the early stopping the kept cell has; returns its History."""
+    import keras
+
+    t = setup.config.training
+    optimizer = (keras.optimizers.AdamW(t.learning_rate, weight_decay=0.01) if lever == "adamw"
+                 else keras.optimizers.Adam(t.learning_rate))
+    loss = keras.losses.BinaryCrossentropy(label_smoothing=0.1 if lever == "label-smoothing" else 0.0)
+    model.compile(optimizer=optimizer, loss=loss)
+    return model.fit(setup.window(setup.x_fit), setup.y_fit, validation_data=(setup.window(setup.x_val), setup.y_val),
+                     batch_size=t.batch_size, epochs=t.max_epochs, shuffle=True, verbose=0,
+                     callbacks=[keras.callbacks.EarlyStopping(monitor="val_loss", patience=t.patience,
+                                                              restore_best_weights=True)])
+
+
+def measure_blend_levers(sets: LeverSets, levers: tuple[str, ...], base_cell: dict | None) -> list[dict]:
+    """A row for each blend lever asked for: the base cell and the branch, blended with more features."""
+    rows = []
     for lever in (n for n in levers if n in BLEND_LEVERS):
         lever_started = time.time()
         if lever == "tail-ngrams":
-            features = {name: np.stack([ngram[name], base_cell[name], branch["fitted"].logit(tail(ids))], 1)
-                        for name, ids in sets.items()}
+            fitted = sets.setup.ngrams.fitted
+            features = {name: np.stack([sets.ngram[name], base_cell[name], fitted.logit(tail_ids(ids))], 1)
+                        for name, ids in sets.ids.items()}
         else:  # length-blend: each logit's weight is a + b / sqrt(length), plus a length-dependent bias
             features = {}
-            for name, ids in sets.items():
+            for name, ids in sets.ids.items():
                 shrink = 1.0 / np.sqrt(np.maximum((ids != PAD_ID).sum(axis=1), 1.0))
-                features[name] = np.stack([ngram[name], base_cell[name], ngram[name] * shrink,
+                features[name] = np.stack([sets.ngram[name], base_cell[name], sets.ngram[name] * shrink,
                                            base_cell[name] * shrink, shrink], 1)
-        blended, coef = blend(features)
-        rows.append({"lever": lever, "cell_alone": None, "blend": scores(blended), "blend_weights": coef,
+        blended, coef = sets.blend(features)
+        rows.append({"lever": lever, "cell_alone": None, "blend": sets.scores(blended), "blend_weights": coef,
                      "epochs": None, "seconds": round(time.time() - lever_started, 1)})
-    if "ngram-hashed" in levers:
-        lever_started = time.time()
-        hashed = config.replace(model={"ngram_buckets": hashed_buckets, "ngram_lookup": "hashed"})
-        other = fit_ngram_branch(hashed, splits, x_fit, y_fit, x_val, y_val)
-        logits = {name: other["fitted"].logit(ids) for name, ids in sets.items()}
-        rows.append({"lever": "ngram-hashed", "cell_alone": None, "blend": scores(logits), "blend_weights": None,
-                     "buckets": hashed_buckets, "bytes_8bit": ngram_branch_bytes(hashed.model, config.tokenizer.vocab_size),
-                     "epochs": None, "seconds": round(time.time() - lever_started, 1)})
-        log.info("lever ngram-hashed: branch alone, test %.4f (%.0f s)", rows[-1]["blend"]["test"],
-                 time.time() - lever_started)
-        # The whole model each branch makes, the way train.fit builds it: the branch refitted on
-        # every training review and crop, blended with the base cell by weights fitted on
-        # validation with the branch fitted without it. The base row is the kept model's recipe.
-        tests = {name: ids for name, ids in sets.items() if name != "validation"}
-        for label, fitted in (("base", branch), ("ngram-hashed", other)):
-            fitted_logits = {name: fitted["fitted"].logit(ids) for name, ids in sets.items()}
-            blend_of = fit_blend(fitted_logits["validation"], base_cell["validation"], y_val)
-            # validation: the branch fitted without it (as train.fit reports); tests: the refitted branch
-            model_logits = {name: blend_of["ngram_scale"] * (fitted["kept"].logit(ids) if name in tests
-                                                             else fitted_logits[name])
-                            + blend_of["cell_scale"] * base_cell[name] + blend_of["bias"] for name, ids in sets.items()}
-            rows.append({"lever": f"{label}, whole model", "cell_alone": None, "blend": scores(model_logits),
-                         "blend_weights": [blend_of["ngram_scale"], blend_of["cell_scale"]], "epochs": None,
-                         "seconds": round(time.time() - lever_started, 1)})
-        log.info("ngram-hashed, whole model: test %.4f (%.0f s)", rows[-1]["blend"]["test"],
-                 time.time() - lever_started)
-    order = [*levers, "base, whole model", "ngram-hashed, whole model"]
-    rows.sort(key=lambda r: order.index(r["lever"]))
-    return {"cell": config.model.cell, "seed": config.training.seed, "rows": rows,
-            "test_reviews": len(splits.y_test), "validation_reviews": n_val,
-            "ngram_branch": scores(ngram), "table": levers_table(rows, scores(ngram)),
-            "seconds": round(time.time() - started, 1)}
+    return rows
+
+
+def tail_ids(ids: np.ndarray) -> np.ndarray:
+    """Each row with all but its last TAIL_WORDS ids made padding: what the tail-ngrams lever's second sum reads."""
+    kept = ids.copy()
+    kept[:, :-TAIL_WORDS] = PAD_ID
+    return kept
+
+
+def measure_branch_lever(sets: LeverSets, base_cell: dict, hashed_buckets: int) -> list[dict]:
+    """The ngram-hashed row (the hashed branch alone), then the whole model each branch makes with the base cell."""
+    setup = sets.setup
+    config = setup.config
+    lever_started = time.time()
+    hashed = config.replace(model={"ngram_buckets": hashed_buckets, "ngram_lookup": "hashed"})
+    other = fit_ngram_branch(hashed, setup)
+    logits = {name: other.fitted.logit(ids) for name, ids in sets.ids.items()}
+    rows = [{"lever": "ngram-hashed", "cell_alone": None, "blend": sets.scores(logits), "blend_weights": None,
+             "buckets": hashed_buckets, "bytes_8bit": ngram_branch_bytes(hashed.model, config.tokenizer.vocab_size),
+             "epochs": None, "seconds": round(time.time() - lever_started, 1)}]
+    log.info("lever ngram-hashed: branch alone, test %.4f (%.0f s)", rows[-1]["blend"]["test"],
+             time.time() - lever_started)
+    # The whole model each branch makes, the way train.fit builds it: the branch refitted on
+    # every training review and crop, blended with the base cell by weights fitted on
+    # validation with the branch fitted without it. The base row is the kept model's recipe.
+    tests = {name: ids for name, ids in sets.ids.items() if name != "validation"}
+    for label, branches in (("base", setup.ngrams), ("ngram-hashed", other)):
+        fitted_logits = {name: branches.fitted.logit(ids) for name, ids in sets.ids.items()}
+        blend = fit_blend(fitted_logits["validation"], base_cell["validation"], setup.y_val)
+        # validation: the branch fitted without it (as train.fit reports); tests: the refitted branch
+        model_logits = {name: blend.logit(branches.kept.logit(ids) if name in tests else fitted_logits[name],
+                                          base_cell[name])
+                        for name, ids in sets.ids.items()}
+        rows.append({"lever": f"{label}, whole model", "cell_alone": None, "blend": sets.scores(model_logits),
+                     "blend_weights": [blend.ngram_scale, blend.cell_scale], "epochs": None,
+                     "seconds": round(time.time() - lever_started, 1)})
+    log.info("ngram-hashed, whole model: test %.4f (%.0f s)", rows[-1]["blend"]["test"],
+             time.time() - lever_started)
+    return rows
 
 
 def ngram_branch_bytes(model: ModelConfig, vocab_size: int) -> int:

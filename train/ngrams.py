@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -26,6 +27,7 @@ from sentilite.runtime.recurrence import (
     NgramDictionary,
     dictionary_groups,
     ngram_keys,
+    ngram_logit,
     ngram_rows,
 )
 from sentilite.runtime.tokenizer import PAD_ID
@@ -36,6 +38,34 @@ _CHUNK = 2048  # rows hashed at a time: bounds the int64 temporaries
 DICTIONARY_LOAD = 0.98
 _DISPLACEMENT_BATCH = 2048  # displacements tried at once per group
 log = logging.getLogger("sentilite.train")
+
+
+@dataclass(frozen=True)
+class NgramBranch:
+    """A fitted n-gram branch: its table, bias and (learned) dictionary; ``logit`` is what the model adds."""
+
+    weights: np.ndarray
+    bias: float
+    dictionary: NgramDictionary | None
+    vocab_size: int
+    buckets: int
+
+    def logit(self, ids: np.ndarray) -> np.ndarray:
+        return ngram_logit(ids, self.weights, self.vocab_size, self.buckets, self.dictionary) + self.bias
+
+
+@dataclass(frozen=True)
+class NgramBranches:
+    """Stage 1's two fits of one branch: without the validation reviews, and with them.
+
+    The blend is fitted on ``fitted``, whose logits of the validation rows are
+    ``val_logits``, so it weighs a branch that never saw those rows; ``kept``
+    (every training review and crop) is the branch the saved model holds.
+    """
+
+    fitted: NgramBranch
+    kept: NgramBranch
+    val_logits: np.ndarray
 
 
 def ngram_matrix(ids: np.ndarray, vocab_size: int, buckets: int, dictionary: NgramDictionary | None = None):

@@ -23,3 +23,9 @@ class BackendUnavailableError(SentiliteError, RuntimeError):
 
 class MissingExtraError(SentiliteError, RuntimeError):
     """A command needs an optional part of sentilite that is not installed."""
+
+
+def first_line(exc: BaseException) -> str:
+    """An engine's error as one short line for a message of ours (engines raise pages of C++ context)."""
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__

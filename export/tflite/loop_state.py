@@ -1,4 +1,4 @@
-"""TFLite graph surgery on the converter's output (flatbuffer object API).
+"""The int8 loop state: graph surgery on the full-integer converter's output (flatbuffer object API).
 
 Full-integer conversion (TF 2.21) leaves the state a WHILE carries float:
 the loop body QUANTIZEs each float loop variable on entry and DEQUANTIZEs
@@ -22,30 +22,13 @@ with mismatched loop types.
 from __future__ import annotations
 
 import copy
-import functools
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ConversionError
+from ..errors import ConversionError
+from .schema import builtin_code, operator_code_index, operator_names, tensor_type_names, tflite_schema
 
 _INTEGER_TYPES = ("INT8", "UINT8", "INT16")
-
-
-@functools.lru_cache(maxsize=None)
-def _schema():
-    from tensorflow.lite.python import schema_py_generated as schema
-
-    return schema
-
-
-@functools.lru_cache(maxsize=None)
-def _operator_names() -> dict[int, str]:
-    return {v: k for k, v in _schema().BuiltinOperator.__dict__.items() if not k.startswith("_")}
-
-
-@functools.lru_cache(maxsize=None)
-def _type_names() -> dict[int, str]:
-    return {v: k for k, v in _schema().TensorType.__dict__.items() if not k.startswith("_")}
 
 
 def _fail(why: str):
@@ -56,13 +39,12 @@ def _fail(why: str):
 def op_name(model, op) -> str:
     if not 0 <= op.opcodeIndex < len(model.operatorCodes):
         _fail(f"operator uses operator code {op.opcodeIndex} of {len(model.operatorCodes)}")
-    code = model.operatorCodes[op.opcodeIndex]
-    builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
-    return _operator_names().get(builtin, f"builtin {builtin}")
+    builtin = builtin_code(model, op)
+    return operator_names().get(builtin, f"builtin {builtin}")
 
 
 def type_name(kind: int) -> str:
-    return _type_names().get(kind, f"type {kind}")
+    return tensor_type_names().get(kind, f"type {kind}")
 
 
 def producer(graph, tensor: int):
@@ -96,20 +78,9 @@ def _rename_input(graph, old: int, new: int) -> None:
     graph.outputs = [new if i == old else i for i in graph.outputs]
 
 
-def operator_code_index(model, builtin: int, version: int = 1) -> int:
-    """Index of the model's operator code for ``builtin``, added (at ``version``) when it has none."""
-    for i, code in enumerate(model.operatorCodes):
-        if max(code.builtinCode, code.deprecatedBuiltinCode) == builtin:
-            return i
-    code = _schema().OperatorCodeT()
-    code.builtinCode, code.deprecatedBuiltinCode, code.version = builtin, min(builtin, 127), version
-    model.operatorCodes.append(code)
-    return len(model.operatorCodes) - 1
-
-
 def _make_quantize(model, op) -> None:
     """Turn ``op`` into a QUANTIZE (integer in: a requantization to its output's scale)."""
-    schema = _schema()
+    schema = tflite_schema()
     op.opcodeIndex = operator_code_index(model, schema.BuiltinOperator.QUANTIZE)
     op.builtinOptionsType = schema.BuiltinOptions.QuantizeOptions
     op.builtinOptions = schema.QuantizeOptionsT()
@@ -171,7 +142,7 @@ def while_loops(model) -> list[tuple[Any, Any, Any, Any]]:
 
 def float_loop_variables(model, body) -> list[int]:
     """Positions of the body inputs that are float32 (the converter left them unquantized)."""
-    float32 = _schema().TensorType.FLOAT32
+    float32 = tflite_schema().TensorType.FLOAT32
     return [k for k, t in enumerate(list(body.inputs)) if body.tensors[t].type == float32]
 
 
@@ -270,7 +241,7 @@ def retype_while_input(model, var: LoopVariable) -> str:
     a requantization ("requantized"); otherwise a QUANTIZE is inserted in
     front of the WHILE ("inserted") and the float tensor stays for its other readers.
     """
-    schema = _schema()
+    schema = tflite_schema()
     g, loop, k = var.graph, var.loop, var.index
     w_in = loop.inputs[k]
     feeding = producer(g, w_in)

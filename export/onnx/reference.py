@@ -1,6 +1,6 @@
 """A second converter's view of the model: tf2onnx's conversion of the Keras model's forward function.
 
-The shipped ONNX files are written from the weights (``to_onnx``), because
+The shipped ONNX files are written from the weights (``fp32.py``, ``int8.py``), because
 tf2onnx's ``from_keras`` does not read Keras 3 models
 (onnx/tensorflow-onnx#2329, #2348). Its ``from_function`` does: it traces
 ``model(ids)`` through TensorFlow, custom layers (``LastSteps``,
@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
-from .errors import ConversionError
-from .to_onnx import INPUT_NAME, OPSET
+from ..errors import ConversionError
+from .graph import INPUT_NAME, OPSET
 
 
 def reference_onnx(keras_model, maxlen: int, opset: int = OPSET) -> onnx.ModelProto:

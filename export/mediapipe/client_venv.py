@@ -6,9 +6,9 @@ environment, so they live in their own venv and this file is run there by
 path. It imports only the standard library at the top, so the same file
 also creates that venv from any Python:
 
-    python export/mediapipe_client.py setup .venv-mediapipe
-    .venv-mediapipe/bin/python export/mediapipe_client.py classify --texts T.json --out P.json MODEL...
-    .venv-mediapipe/bin/python export/mediapipe_client.py describe MODEL
+    python export/mediapipe/client_venv.py setup .venv-mediapipe
+    .venv-mediapipe/bin/python export/mediapipe/client_venv.py classify --texts T.json --out P.json MODEL...
+    .venv-mediapipe/bin/python export/mediapipe/client_venv.py describe MODEL
 
 ``classify`` runs each model on every text, one text a call as an app
 would, and writes P(positive) per model and engine: MediaPipe Tasks

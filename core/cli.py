@@ -13,7 +13,16 @@ import signal
 import sys
 import threading
 
+from sentilite import __version__
 from sentilite.shared.errors import SentiliteError
+from sentilite.shared.extras import install_hint
+
+# The extra each command needs beyond the runtime (numpy and one engine), which its handler asks for with
+# shared.extras.require; a command not named here runs on a runtime-only install.
+COMMAND_EXTRAS = {
+    "train": "train", "sweep": "train", "levers": "train", "baseline": "train", "export": "train",
+    "report": "train", "bench": "train", "score": "score", "bench-score": "score",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,8 +32,21 @@ def build_parser() -> argparse.ArgumentParser:
     from sentilite.score import commands as score_commands
     from sentilite.train import commands as train_commands
 
-    parser = argparse.ArgumentParser(prog="sentilite", description="Small on-device sentiment models.")
+    parser = argparse.ArgumentParser(
+        prog="sentilite", description="Small on-device sentiment models.",
+        epilog="The runtime (numpy and one engine) runs every command not marked; one marked (needs [X]) needs "
+               f"the extra X too: {install_hint('X')}.")
+    parser.add_argument("--version", action="version", version=f"sentilite {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_parser = sub.add_parser
+
+    def add_marked_parser(name, **kwargs):
+        extra = COMMAND_EXTRAS.get(name)
+        if extra and kwargs.get("help"):
+            kwargs["help"] = f"{kwargs['help']} (needs [{extra}])"
+        return add_parser(name, **kwargs)
+
+    sub.add_parser = add_marked_parser  # each part adds its commands through it, unaware of the extras
     for part in (train_commands, export_commands, runtime_commands, bench_commands, score_commands):
         part.add_commands(sub)
     return parser

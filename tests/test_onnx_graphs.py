@@ -1,25 +1,36 @@
-"""Static int8 ONNX (export/onnx_int8.py): each rewrite step on a tiny graph, then the whole int8 file.
+"""ONNX graphs (export/onnx/): the shared builder pieces, each rewrite step on a tiny graph, then whole files.
 
-The float Scan graph must be the numpy model exactly; the int8 graph must
-run every matrix product on 8-bit data (as onnxruntime's optimized graph
-shows: QLinearMatMul, the Scan body's included) and stay within the
-rounding its calibrated scales allow.
+The shared start, n-gram branch and head must compute what the numpy
+runtime does; the float Scan graph must be the numpy model exactly; the int8
+graph must run every matrix product on 8-bit data (as onnxruntime's
+optimized graph shows: QLinearMatMul, the Scan body's included) and stay
+within the rounding its calibrated scales allow.
 """
+import ast
+from pathlib import Path
+
 import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from sentilite.export.errors import ConversionError
-from sentilite.export.onnx_int8 import (
-    DENSE_PRODUCT, H_LAST, H_PREV, INPUT_PRODUCT, RECURRENT_PRODUCT, QParams, Range, build_int8, build_scan_graph,
-    calibrate, check_matmuls_quantized, gather_int8_rows, insert_qdq, quantize_weights, scan_body, symmetric_int8,
+from sentilite.export.onnx import describe_onnx, export_onnx
+from sentilite.export.onnx.fp16 import to_fp16
+from sentilite.export.onnx.graph import GraphBuilder, cell_start, head, ngram_logit_nodes, time_major
+from sentilite.export.onnx.int8 import (
+    DENSE_PRODUCT, H_LAST, H_PREV, INPUT_PRODUCT, RECURRENT_PRODUCT, build_int8, build_scan_graph, calibrate, scan_body,
 )
+from sentilite.export.onnx.qdq import (
+    MATMUL_WEIGHT_LEVELS, QParams, Range, check_matmuls_quantized, gather_int8_rows, insert_qdq, quantize_initializers,
+)
+from sentilite.export.quantization import symmetric_int8
 from sentilite.export.registry import ExportContext
-from sentilite.export.to_onnx import describe_onnx, export_onnx
 from sentilite.runtime.architecture import ModelConfig
 from sentilite.runtime.model import run_batches
 from sentilite.runtime.numpy_model import NumpySentimentModel
+from sentilite.runtime.recurrence import ngram_keys, ngram_logit
+from sentilite.train.ngrams import place_keys
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -110,6 +121,97 @@ def floats(name, *shape):
     return helper.make_tensor_value_info(name, TensorProto.FLOAT, list(shape))
 
 
+# -- the shared pieces (graph.py) ---------------------------------------------------------------------------
+def _outputs_of(model: onnx.ModelProto, feeds: dict) -> list[np.ndarray]:
+    return session(model, optimize=False).run(None, feeds)
+
+
+def test_graph_builder_stores_a_constant_once_and_names_nodes_after_their_output():
+    b = GraphBuilder(node_names={"ids_f": "to_float"})
+    assert b.const("one", np.array([1], np.int64)) == "one"
+    b.const("one", np.array([1], np.int64))  # named again with its value: shared, not stored twice
+    assert [i.name for i in b.initializers] == ["one"]
+    with pytest.raises(ConversionError, match=r"constant 'one' is already int64\[1\]"):
+        b.const("one", np.array([2], np.int64))
+    with pytest.raises(ConversionError, match="constant 'one'"):
+        b.const("one", np.array([1], np.int32))
+    b.node("Cast", ["ids"], "ids_f", to=TensorProto.FLOAT)
+    b.node("ReduceSum", ["ids_f", "one"], "total", keepdims=1)
+    b.node("Sigmoid", ["total"], "positive", name="sigmoid")
+    assert [n.name for n in b.nodes] == ["to_float", "total", "sigmoid"]
+    model = b.model("tiny")
+    onnx.checker.check_model(model, full_check=True)
+    assert (model.ir_version, [(o.domain, o.version) for o in model.opset_import]) == (8, [("", 17)])
+    assert model.graph.input[0].type.tensor_type.elem_type == TensorProto.INT32
+    ids = np.array([[0, 2], [4, 4]], np.int32)
+    np.testing.assert_allclose(_outputs_of(model, {"ids": ids})[0].reshape(-1), 1 / (1 + np.exp(-np.array([2.0, 8.0]))),
+                               rtol=1e-6)
+
+
+@pytest.mark.parametrize("leading_axis", [True, False])
+@pytest.mark.parametrize("steps", [5, 8])
+def test_cell_start_reads_the_last_steps_ids_from_the_pad_state_of_the_left_out_padding(steps, leading_axis):
+    maxlen, units = 8, 3
+    # An LSTM's two tables, converged after K = 3 padding ids.
+    pad_states = tuple(np.arange(4 * units, dtype=np.float32).reshape(4, units) + offset for offset in (0, 100))
+    b = GraphBuilder()
+    window, states = cell_start(b, steps, maxlen, pad_states, leading_axis=leading_axis)
+    ids_tb = time_major(b, window)
+    assert states == ["initial_h", "initial_c"]
+    model = one_graph(b.nodes, [helper.make_tensor_value_info("ids", TensorProto.INT32, ["n", "t"])],
+                      [helper.make_tensor_value_info(ids_tb, TensorProto.INT32, ["window", "n"])] +
+                      [floats(s, *([1, "n", units] if leading_axis else ["n", units])) for s in states], b.initializers)
+    onnx.checker.check_model(model, full_check=True)
+    rng = np.random.default_rng(2)
+    for width in range(1, maxlen + 1):
+        ids = rng.integers(1, 9, (2, width)).astype(np.int32)
+        got_ids, *got_states = _outputs_of(model, {"ids": ids})
+        np.testing.assert_array_equal(got_ids, ids[:, -steps:].T)
+        pad = min(max(steps - width, 0), 3)
+        for got, table in zip(got_states, pad_states):
+            expected = np.repeat(table[pad][None], 2, axis=0)
+            np.testing.assert_array_equal(got, expected[None] if leading_axis else expected)
+
+
+@pytest.mark.parametrize("lookup", ["hashed", "dictionary"])
+def test_ngram_logit_nodes_are_the_runtime_ngram_logit(lookup):
+    rng = np.random.default_rng(8)
+    table = rng.normal(0, 1, (VOCAB + BUCKETS,)).astype(np.float32)  # row 0 is zeroed by the piece: padding
+    dictionary = None
+    if lookup == "dictionary":
+        keys, valid = ngram_keys(ROWS, VOCAB)
+        dictionary = place_keys(rng.permutation(np.unique(keys[valid]))[:40], BUCKETS)[0]
+    b = GraphBuilder()
+    out = ngram_logit_nodes(b, table, VOCAB, BUCKETS, dictionary)
+    model = one_graph(b.nodes, [helper.make_tensor_value_info("ids", TensorProto.INT32, ["n", "t"])],
+                      [floats(out, "n", 1)], b.initializers)
+    onnx.checker.check_model(model, full_check=True)
+    zeroed = table.copy()
+    zeroed[0] = 0.0
+    for rows in (ROWS, ROWS[:, -17:]):
+        got = _outputs_of(model, {"ids": rows})[0].reshape(-1)
+        np.testing.assert_allclose(got, ngram_logit(rows, zeroed, VOCAB, BUCKETS, dictionary), atol=2e-6)
+
+
+@pytest.mark.parametrize("ngrams", [True, False])
+def test_head_is_the_dense_logit_plus_the_ngram_logit_through_a_sigmoid(ngrams):
+    ctx = tiny_context("gru")
+    if not ngrams:
+        ctx = ExportContext(**{**ctx.__dict__, "model": ModelConfig(cell="gru", embedding_dim=8, units=6, window=20)})
+    b = GraphBuilder()
+    assert head(b, "h", ctx) == "positive"
+    assert (DENSE_PRODUCT in {n.name for n in b.nodes}) and (("ngram_logit" in {n.name for n in b.nodes}) == ngrams)
+    inputs = [helper.make_tensor_value_info("ids", TensorProto.INT32, ["n", "t"]), floats("h", "n", 6)]
+    model = one_graph(b.nodes, inputs, [floats("positive", "n", 1)], b.initializers)
+    h = np.random.default_rng(9).normal(0, 1, (len(ROWS), 6)).astype(np.float32)
+    w = ctx.weights
+    logit = (h @ w["dense_kernel"] + w["dense_bias"]).reshape(-1)
+    if ngrams:
+        logit = logit + ngram_logit(ROWS, w["ngram_weights"], VOCAB, BUCKETS)
+    got = _outputs_of(model, {"ids": ROWS, "h": h})[0].reshape(-1)
+    np.testing.assert_allclose(got, 1 / (1 + np.exp(-logit)), atol=1e-6)
+
+
 # -- 1. the float Scan graph ----------------------------------------------------------------------------
 @pytest.mark.parametrize("input", ["ids", "onehot"])
 @pytest.mark.parametrize("cell", CELLS)
@@ -161,10 +263,23 @@ def test_qparams_hold_zero_exactly_and_cover_the_range():
 
 def test_symmetric_int8_per_column_with_an_all_zero_column():
     w = np.array([[0.5, 0.0, -2.0], [-0.25, 0.0, 1.0]], np.float32)
-    q, params = symmetric_int8(w, axis=1)
-    assert q.dtype == np.int8 and q.min() >= -127 and params.scale.shape == (3,)
-    assert not params.zero_point.any() and params.scale[1] == 1.0
-    assert np.abs(q * params.scale - w).max() <= params.scale.max() / 2
+    q, scale = symmetric_int8(w, axis=1)
+    assert q.dtype == np.int8 and q.min() >= -127 and scale.shape == (3,)
+    assert scale.dtype == np.float32 and scale[1] == 1.0
+    assert np.abs(q * scale - w).max() <= scale.max() / 2
+
+
+def test_symmetric_int8_in_fewer_levels():
+    w = np.random.default_rng(11).normal(0, 1, (5, 4)).astype(np.float32)
+    q, scale = symmetric_int8(w, axis=1, levels=63)
+    assert q.dtype == np.int8 and (np.abs(q).max(axis=0) == 63).all()
+    np.testing.assert_array_equal(scale, (np.abs(w).max(axis=0) / 63).astype(np.float32))
+    assert np.abs(q * scale - w).max() <= scale.max() / 2 + 1e-7
+    for default, full in zip(symmetric_int8(w, axis=1), symmetric_int8(w, axis=1, levels=127)):
+        np.testing.assert_array_equal(default, full)
+    for levels in (0, 128):
+        with pytest.raises(ValueError, match="levels"):
+            symmetric_int8(w, levels=levels)
 
 
 # -- 3. weights -> int8 + DequantizeLinear ------------------------------------------------------------------
@@ -179,13 +294,14 @@ def _gather_matmul_model():
     return model, table, w
 
 
-def test_quantize_weights_writes_int8_columns_and_a_uint8_table_behind_dequantize_nodes():
+def test_quantize_initializers_writes_int8_columns_and_a_uint8_table_behind_dequantize_nodes():
     model, table, w = _gather_matmul_model()
-    quantize_weights(model.graph, {"w": 1}, tables=("table",))
+    quantize_initializers(model.graph, {"w": 1}, tables=("table",))
     onnx.checker.check_model(model, full_check=True)
     inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     assert "w" not in inits and "table" not in inits
     assert inits["w_quantized"].dtype == np.int8 and inits["w_scale"].shape == (3,)
+    assert inits["w_zero_point"].dtype == np.int8 and not inits["w_zero_point"].any()  # symmetric: zero point 0
     assert inits["table_quantized"].dtype == np.uint8 and inits["table_scale"].shape == ()
     dq = {n.output[0]: n for n in model.graph.node if n.op_type == "DequantizeLinear"}
     assert set(dq) == {"w", "table"} and dq["w"].attribute[0].i == 1
@@ -197,13 +313,13 @@ def test_quantize_weights_writes_int8_columns_and_a_uint8_table_behind_dequantiz
     assert np.abs(got - table_back @ w_back).max() < 1e-5
 
 
-def test_quantize_weights_refuses_a_missing_or_non_float_initializer():
+def test_quantize_initializers_refuses_a_missing_or_non_float_initializer():
     model, _, _ = _gather_matmul_model()
     with pytest.raises(ConversionError, match="no initializers"):
-        quantize_weights(model.graph, {"kernel": 1})
+        quantize_initializers(model.graph, {"kernel": 1})
     model.graph.initializer.append(numpy_helper.from_array(np.zeros(3, np.int64), "counts"))
     with pytest.raises(ConversionError, match="not float32"):
-        quantize_weights(model.graph, {"counts": None})
+        quantize_initializers(model.graph, {"counts": None})
 
 
 # -- 4. Q -> DQ on an activation ---------------------------------------------------------------------------
@@ -279,6 +395,61 @@ def test_a_graph_without_the_recurrence_scan_is_refused():
         scan_body(model)
 
 
+# -- fp16: weights stored as float16 --------------------------------------------------------------------------
+def _embedding_matmul_model():
+    rng = np.random.default_rng(10)
+    embedding, w = rng.normal(0, 1, (10, 4)).astype(np.float32), rng.normal(0, 1, (4, 3)).astype(np.float32)
+    nodes = [helper.make_node("Gather", ["embedding", "ids"], ["rows"], name="embedding_gather"),
+             helper.make_node("MatMul", ["rows", "w"], ["out"], name="matmul")]
+    model = one_graph(nodes, [helper.make_tensor_value_info("ids", TensorProto.INT64, ["n"])], [floats("out", "n", 3)],
+                      [numpy_helper.from_array(embedding, "embedding"), numpy_helper.from_array(w, "w"),
+                       numpy_helper.from_array(np.array([1], np.int64), "one")])
+    return model, embedding, w
+
+
+def test_to_fp16_stores_floats_as_float16_and_gathers_the_tables_rows_before_casting_them():
+    model, embedding, w = _embedding_matmul_model()
+    half = to_fp16(model)
+    onnx.checker.check_model(half, full_check=True)
+    assert [i.name for i in model.graph.initializer] == ["embedding", "w", "one"]  # the input model is left alone
+    assert {i.name: i.data_type for i in half.graph.initializer} == {
+        "embedding_fp16": TensorProto.FLOAT16, "w_fp16": TensorProto.FLOAT16, "one": TensorProto.INT64}
+    assert [(n.name, list(n.input), list(n.output)) for n in half.graph.node] == [
+        ("cast_w", ["w_fp16"], ["w"]),
+        ("embedding_gather", ["embedding_fp16", "ids"], ["rows_fp16"]),
+        ("cast_embedding_gather", ["rows_fp16"], ["rows"]),
+        ("matmul", ["rows", "w"], ["out"])]
+    ids = np.array([0, 9, 3, 3], np.int64)
+    expected = embedding.astype(np.float16).astype(np.float32)[ids] @ w.astype(np.float16).astype(np.float32)
+    np.testing.assert_allclose(_outputs_of(half, {"ids": ids})[0], expected, rtol=1e-6, atol=1e-6)
+
+
+def test_to_fp16_only_touches_the_initializers_named():
+    model, _, _ = _embedding_matmul_model()
+    half = to_fp16(model, only=("w",))
+    assert {i.name: i.data_type for i in half.graph.initializer} == {
+        "embedding": TensorProto.FLOAT, "w_fp16": TensorProto.FLOAT16, "one": TensorProto.INT64}
+    assert [n.name for n in half.graph.node] == ["cast_w", "embedding_gather", "matmul"]
+    assert half.graph.node[1].input[0] == "embedding"
+
+
+# -- the package's layering ---------------------------------------------------------------------------------
+ONNX_MODULES = ("graph", "fp32", "fp16", "dynamic_int8", "qdq", "int8", "export", "describe", "reference")
+
+
+def test_each_onnx_module_imports_only_modules_listed_before_it():
+    folder = Path(__file__).resolve().parents[1] / "export" / "onnx"
+    assert sorted(p.stem for p in folder.glob("*.py")) == sorted(ONNX_MODULES + ("__init__",))
+    for k, module in enumerate(ONNX_MODULES):
+        siblings = set()
+        for node in ast.walk(ast.parse((folder / f"{module}.py").read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                siblings |= {node.module} if node.module else {alias.name for alias in node.names}
+            if isinstance(node, ast.ImportFrom) and node.level == 0:
+                assert not (node.module or "").startswith("sentilite.export"), (module, node.module)
+        assert siblings <= set(ONNX_MODULES[:k]), f"{module} imports {sorted(siblings - set(ONNX_MODULES[:k]))}"
+
+
 # -- the whole int8 file ------------------------------------------------------------------------------------
 def _all_ops(graph, prefix=""):
     for node in graph.node:
@@ -319,13 +490,50 @@ def test_int8_file_is_the_numpy_model_within_quantization_error(cell, input):
     expected = numpy_model(ctx).predict_positive(ROWS)
     backend = _Backend(build_int8(ctx))
     whole, cut = backend.run(ROWS), run_batches(backend, ROWS, 5)
-    # Steps of about 1/100 of each range, through a cell of a few steps, measured at 0.01-0.035 of a
-    # logit; a wrong scale, zero point or gate order costs tenths.
+    # Steps of about 1/100 of each range (1/60 of a weight column's), through a cell of a few steps,
+    # measured at 0.01-0.05 of a logit; a wrong scale, zero point or gate order costs tenths, and so does
+    # a product saturated by a CPU's int16 sums (x86 without VNNI: see the 7-bit weights test below).
     assert np.abs(logit(cut) - logit(expected)).max() < 0.08
     # Padding run through the int8 cell is not the float pad state, so whole rows differ by rounding too.
     assert np.abs(logit(whole) - logit(expected)).max() < 0.08
     # A row's answer does not depend on the rows it is batched with.
     assert np.abs(run_batches(backend, ROWS, 1) - cut).max() < 1e-6
+
+
+def _graphs(graph, prefix=""):
+    yield prefix, graph
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH:
+                yield from _graphs(attr.g, f"{prefix}{node.name}/")
+
+
+@pytest.mark.parametrize("input", ["ids", "onehot"])
+@pytest.mark.parametrize("cell", CELLS)
+def test_int8_file_stores_matmul_weights_in_7_bits_and_gathered_tables_in_8(cell, input):
+    # onnxruntime's x86 kernel without VNNI adds pairs of uint8 * int8 products in int16 with saturation:
+    # 255 * 2 * |w| must stay under 32,768, whatever CPU runs this test.
+    matmul_weights, gathered = {}, {}
+    for path, graph in _graphs(build_int8(tiny_context(cell, input)).graph):
+        inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+        dequantized = {n.output[0]: n.input[0] for n in graph.node if n.op_type == "DequantizeLinear"}
+        for node in graph.node:
+            if node.op_type == "MatMul":
+                matmul_weights[path + node.name] = inits[dequantized[node.input[1]]]
+            elif node.op_type == "Gather" and node.input[0] in inits and inits[node.input[0]].dtype.itemsize == 1:
+                gathered[path + node.name] = inits[node.input[0]]
+    assert sorted(matmul_weights) == sorted(["dense_product", "recurrence/recurrent_product"] +
+                                            (["input_product"] if input == "ids" else []))
+    for name, q in matmul_weights.items():
+        assert q.dtype == np.int8 and -64 <= q.min() and q.max() <= 63, name
+        assert np.abs(q).max() == MATMUL_WEIGHT_LEVELS, name  # each column's peak is the top level
+    # The tables read by a Gather are not multiplied by that kernel: they keep the full 8 bits.
+    assert sorted(gathered) == sorted(["ngram_gather", "embedding_gather" if input == "ids" else "input_product"])
+    for name, q in gathered.items():
+        if q.dtype == np.uint8:
+            assert (q.min(), q.max()) == (0, 255), name
+        else:
+            assert q.dtype == np.int8 and np.abs(q).max() == 127, name
 
 
 def test_dynamic_int8_file_still_quantizes_the_gathers(tmp_path):
