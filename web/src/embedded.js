@@ -6,6 +6,7 @@
  * tokenizer is inflated with a size cap, so a zlib bomb costs bounded time
  * and memory.
  */
+import { readAllCapped } from "./bytes.js";
 import { ModelFileError, TokenizerFileError } from "./errors.js";
 import { parseJson } from "./json.js";
 import { sha256Hex } from "./sha256.js";
@@ -48,31 +49,15 @@ export function checkVersion(meta, source) {
  */
 export async function inflateLimited(packed, source, maxBytes) {
   const reader = new Blob([packed]).stream().pipeThrough(new DecompressionStream("deflate")).getReader();
-  const chunks = [];
-  let total = 0;
   try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      total += value.length;
-      if (total > maxBytes) {
-        await reader.cancel();
-        throw new ModelFileError(`${source}: compressed data expands beyond the `
-          + `${maxBytes.toLocaleString("en-US")}-byte limit`);
-      }
-      chunks.push(value);
-    }
+    return await readAllCapped(reader, maxBytes, () => {
+      throw new ModelFileError(`${source}: compressed data expands beyond the `
+        + `${maxBytes.toLocaleString("en-US")}-byte limit`);
+    });
   } catch (error) {
     if (error instanceof ModelFileError) throw error;
     throw new ModelFileError(`${source}: corrupt compressed data (${error.message})`);
   }
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, at);
-    at += chunk.length;
-  }
-  return out;
 }
 
 /**

@@ -14,6 +14,7 @@
  */
 import * as ort from "onnxruntime-web";
 
+import { readAllCapped } from "./bytes.js";
 import { readDeclaredInput, readLabels, readTokenizer, key } from "./embedded.js";
 import { ModelFileError } from "./errors.js";
 import { readOnnx, ELEMENT_TYPES } from "./onnx_file.js";
@@ -83,26 +84,7 @@ async function readNodeFile(path, limit) {
 
 /** A response body read to its end, refused once it passes MAX_MODEL_BYTES. */
 async function readCapped(body, where, limit) {
-  const chunks = [];
-  let total = 0;
-  const reader = body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.length;
-    if (total > limit) {
-      await reader.cancel();
-      checkSize(total, where, limit);
-    }
-    chunks.push(value);
-  }
-  const bytes = new Uint8Array(total);
-  let at = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, at);
-    at += chunk.length;
-  }
-  return bytes;
+  return readAllCapped(body.getReader(), limit, (total) => checkSize(total, where, limit));
 }
 
 function checkSize(size, where, limit) {
