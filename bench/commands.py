@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
+from sentilite.runtime.model import MANIFEST_FILE
+from sentilite.shared.errors import ModelFileError
 from sentilite.shared.extras import require
 
 from .peers import FASTTEXT_GRID, PEERS
@@ -54,6 +57,8 @@ def run_bench(args) -> int:
 
     if "fasttext" in args.peers:
         require_fasttext()  # before the data is read
+    if not any(Path(args.folder).glob(f"*/{MANIFEST_FILE}")):
+        raise ModelFileError(f"{args.folder}: no package to bench (no */{MANIFEST_FILE}); `make export` makes them")
     cells = tuple(args.cells) if args.cells else None
     peers = dict(peers=tuple(args.peers), short_text_words=args.short_text_words)
     # the settings a --fasttext-grid leaves out keep the default (or quick) grid's values

@@ -307,3 +307,11 @@ def test_without_fasttext_the_bench_says_in_one_line_what_to_install(tmp_path, m
 
     with pytest.raises(MissingExtraError, match="install the bench extra"):
         run_bench(tmp_path, data=object())
+
+
+def test_a_folder_without_packages_is_refused_before_the_data_is_read(tmp_path, capsys):
+    from sentilite.cli import main
+
+    assert main(["bench", str(tmp_path), "--peers", "tfidf", "--data", str(tmp_path / "no-such-data")]) == 2
+    assert capsys.readouterr().err == (f"sentilite bench: error: {tmp_path}: no package to bench (no */manifest.json); "
+                                       "`make export` makes them\n")
