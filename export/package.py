@@ -27,7 +27,7 @@ from sentilite.shared.config import check_int, config_to_dict
 from sentilite.shared.errors import ConfigError, ModelFileError
 from sentilite.shared.files import atomic_write_json, make_staging_dir, parse_json, sha256_bytes
 from sentilite.train.config import RunConfig
-from sentilite.train.data import ImdbData, load_imdb, subset
+from sentilite.train.data import TrainingData, load_imdb, subset
 from sentilite.train.evaluate import SHORT_TEXT_WORDS, accuracy, short_texts
 from sentilite.train.fit import CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE, split_training_reviews
 
@@ -92,7 +92,7 @@ def read_model_folder(model_dir: Path) -> tuple[RunConfig, bytes, Tokenizer]:
     return run_config, tokenizer_bytes, Tokenizer.from_json(tokenizer_bytes, str(model_dir / TOKENIZER_FILE))
 
 
-def export_package(model_dir: str | os.PathLike, data: ImdbData | str | os.PathLike | None = None,
+def export_package(model_dir: str | os.PathLike, data: TrainingData | str | os.PathLike | None = None,
                    config: ExportConfig = ExportConfig(), validation: ValidationConfig | None = None,
                    *, progress: bool = True) -> dict:
     """Export, validate and evaluate every file; returns the manifest written to MODEL_DIR.
@@ -107,7 +107,7 @@ def export_package(model_dir: str | os.PathLike, data: ImdbData | str | os.PathL
     keras_model = load_keras_model(model_dir / MODEL_FILE)
     weights = extract_weights(keras_model, run_config.model)
 
-    if not isinstance(data, ImdbData):
+    if not isinstance(data, TrainingData):
         data = load_imdb(data, progress=progress)
     fit_part, val_part = split_training_reviews(run_config, data)
     val_texts, val_labels = val_part.texts, val_part.labels

@@ -16,6 +16,9 @@ from .recurrence import MAX_DICTIONARY_SLOTS
 CELLS = ("rnn", "lstm", "gru")
 INPUTS = ("ids", "onehot")
 NGRAM_LOOKUPS = ("hashed", "dictionary")
+BINARY_LABELS = ("negative", "positive")
+MIN_CLASSES, MAX_CLASSES = 2, 50
+MAX_LABEL_CHARS = 100
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,9 @@ class ModelConfig:
     - ``window``: the cell reads only the last ``window`` ids of a row (None =
       all of them); the n-gram branch always reads the whole row.
     - ``embedding_dropout`` and ``dropout`` act in training only.
+    - ``labels``: the class names, in the order of the model's outputs. Two
+      labels keep the single-logit form (one output, sigmoid: P(labels[1]));
+      three or more get one logit per label and a softmax (``outputs``).
     """
 
     cell: str = "gru"
@@ -45,6 +51,7 @@ class ModelConfig:
     window: int | None = None
     ngram_buckets: int = 0
     ngram_lookup: str = "hashed"
+    labels: tuple[str, ...] = BINARY_LABELS
 
     def __post_init__(self):
         if self.cell not in CELLS:
@@ -63,6 +70,16 @@ class ModelConfig:
         if self.ngram_lookup == "dictionary" and self.ngram_buckets > MAX_DICTIONARY_SLOTS:
             raise ConfigError(f"ModelConfig.ngram_buckets: a dictionary has at most {MAX_DICTIONARY_SLOTS} slots, "
                               f"got {self.ngram_buckets}")
+        check_labels(self.labels)
+
+    @property
+    def classes(self) -> int:
+        return len(self.labels)
+
+    @property
+    def outputs(self) -> int:
+        """Logits the model computes: 1 for two labels (P(labels[1]) = sigmoid), else one per label (softmax)."""
+        return 1 if len(self.labels) == 2 else len(self.labels)
 
     @property
     def ngram_dictionary(self) -> bool:
@@ -79,3 +96,14 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, data, source: str = "model config") -> "ModelConfig":
         return dataclass_from_dict(cls, data, source)
+
+
+def check_labels(labels) -> tuple[str, ...]:
+    """MIN_CLASSES..MAX_CLASSES distinct, non-empty strings of at most MAX_LABEL_CHARS characters."""
+    if (not isinstance(labels, tuple) or not MIN_CLASSES <= len(labels) <= MAX_CLASSES
+            or not all(isinstance(x, str) and 0 < len(x) <= MAX_LABEL_CHARS for x in labels)
+            or len(set(labels)) != len(labels)):
+        shown = repr(labels)
+        raise ConfigError(f"ModelConfig.labels must be {MIN_CLASSES} to {MAX_CLASSES} distinct non-empty strings of "
+                          f"at most {MAX_LABEL_CHARS} characters, got {shown if len(shown) <= 120 else shown[:117] + '...'}")
+    return labels

@@ -12,6 +12,7 @@ from .recurrence import (
     dictionary_groups,
     ngram_logit,
     sigmoid,
+    softmax,
 )
 
 WEIGHT_NAMES = ("embedding", "kernel", "recurrent_kernel", "bias", "dense_kernel", "dense_bias", "ngram_weights",
@@ -26,13 +27,14 @@ def expected_shapes(config: ModelConfig, vocab_size: int) -> dict[str, tuple[int
         "kernel": (features, gates),
         "recurrent_kernel": (config.units, gates),
         "bias": (2, gates) if config.cell == "gru" else (gates,),
-        "dense_kernel": (config.units, 1),
-        "dense_bias": (1,),
+        "dense_kernel": (config.units, config.outputs),
+        "dense_bias": (config.outputs,),
     }
     if config.input == "ids":
         shapes["embedding"] = (vocab_size, config.embedding_dim)
     if config.ngram_buckets:
-        shapes["ngram_weights"] = (vocab_size + config.ngram_buckets,)
+        rows = vocab_size + config.ngram_buckets
+        shapes["ngram_weights"] = (rows,) if config.outputs == 1 else (rows, config.outputs)
     if config.ngram_dictionary:
         shapes["ngram_displacements"] = (dictionary_groups(config.ngram_buckets),)
         shapes["ngram_fingerprints"] = (config.ngram_buckets,)
@@ -40,7 +42,10 @@ def expected_shapes(config: ModelConfig, vocab_size: int) -> dict[str, tuple[int
 
 
 class NumpySentimentModel:
-    """P(positive) for rows of ids, exactly as the Keras model computes it.
+    """The model's answer for rows of ids, exactly as the Keras model computes it.
+
+    Two labels: P(labels[1]), (n,); three or more: the softmax over the
+    labels, (n, N) (``predict``).
 
     Rows may be shorter than ``maxlen``: a row of T ids is read as if it were
     left-padded to ``maxlen``. The n-gram branch ignores padding anyway; the
@@ -79,7 +84,13 @@ class NumpySentimentModel:
         return tuple(np.repeat(s[k: k + 1], n, axis=0) for s in self._pad_states)
 
     def predict_positive(self, ids: np.ndarray) -> np.ndarray:
-        """int ids (n, T), T <= maxlen -> P(positive) as float32 (n,)."""
+        """int ids (n, T), T <= maxlen -> P(labels[1]) as float32 (n,); for a model of two labels."""
+        if self.config.outputs != 1:
+            raise ValueError(f"a model of {self.config.classes} labels has no P(positive); use predict")
+        return self.predict(ids)
+
+    def predict(self, ids: np.ndarray) -> np.ndarray:
+        """int ids (n, T), T <= maxlen -> float32 (n,) P(labels[1]) for two labels, else (n, N) probabilities."""
         ids = np.asarray(ids)
         n, width = ids.shape
         if width > self.maxlen:
@@ -88,8 +99,11 @@ class NumpySentimentModel:
             raise ValueError(f"ids outside 0..{self.vocab_size - 1}")
         window = ids[:, max(0, width - self.steps):]
         state = self.cell.run(window, self.initial_state(n, window.shape[1]))
-        logit = (state[0] @ self.dense_kernel + self.dense_bias).reshape(-1)
+        logit = state[0] @ self.dense_kernel + self.dense_bias
+        if self.config.outputs == 1:
+            logit = logit.reshape(-1)
         if self.ngram_weights is not None:
             logit = logit + ngram_logit(ids, self.ngram_weights, self.vocab_size, self.config.ngram_buckets,
                                         self.ngram_dictionary)
-        return sigmoid(logit.astype(np.float32))
+        logit = logit.astype(np.float32)
+        return sigmoid(logit) if self.config.outputs == 1 else softmax(logit).astype(np.float32)

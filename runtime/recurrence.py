@@ -45,6 +45,12 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return out
 
 
+def softmax(x: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of logits (n, N), shifted by each row's maximum so exp never overflows."""
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
 class Recurrence:
     """One SimpleRNN/LSTM/GRU over input rows, from Keras-layout weights."""
 
@@ -232,7 +238,12 @@ def ngram_rows(ids: np.ndarray, vocab_size: int, buckets: int,
 
 def ngram_logit(ids: np.ndarray, weights: np.ndarray, vocab_size: int, buckets: int,
                 dictionary: NgramDictionary | None = None) -> np.ndarray:
-    """Sum of the weights of the table rows a row reads over sqrt(its n-gram count): (n,)."""
+    """Sum of the weights of the table rows a row reads over sqrt(its n-gram count).
+
+    A table of one weight per row (rows,) gives (n,); one of N weights per
+    row (rows, N), one per label, gives (n, N).
+    """
     rows, count = ngram_rows(ids, vocab_size, buckets, dictionary)
     total = weights[rows].sum(axis=1, dtype=np.float32)
-    return (total / np.sqrt(np.maximum(count, 1))).astype(np.float32)
+    scale = np.sqrt(np.maximum(count, 1))
+    return (total / (scale if weights.ndim == 1 else scale[:, None])).astype(np.float32)

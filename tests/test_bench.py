@@ -253,10 +253,10 @@ def test_the_tfidf_peer_is_the_baseline_reference(tmp_path):
     pytest.importorskip("sklearn")
     from sentilite.bench.peers import train_tfidf
     from sentilite.train.baseline import train_baseline
-    from sentilite.train.data import ImdbData
+    from sentilite.train.data import TrainingData
     from sentilite.train.evaluate import accuracy, short_texts
 
-    data = ImdbData(_tiny_reviews(120, 1), _tiny_reviews(60, 2), source="tiny")
+    data = TrainingData(_tiny_reviews(120, 1), _tiny_reviews(60, 2), source="tiny")
     metrics = train_baseline(data, tmp_path)
     peer = train_tfidf(data.train)
     assert peer.details["features"] == metrics["features"]

@@ -16,7 +16,7 @@ from pathlib import Path
 from sentilite.runtime.tokenizer import TokenizerConfig, split_words
 from sentilite.shared.files import atomic_write_json
 
-from .data import ImdbData
+from .data import TrainingData
 from .evaluate import SHORT_TEXT_WORDS, accuracy, short_texts
 
 METRICS_FILE = "metrics.json"
@@ -29,7 +29,7 @@ def unigrams_and_bigrams(text: str) -> list[str]:
     return words + [f"{a} {b}" for a, b in zip(words, words[1:])]
 
 
-def train_baseline(data: ImdbData, out_dir: str | os.PathLike, c: float = 10.0, min_df: int = 2) -> dict:
+def train_baseline(data: TrainingData, out_dir: str | os.PathLike, c: float = 10.0, min_df: int = 2) -> dict:
     """Fit on all 25,000 training reviews, evaluate on the test reviews; write and return metrics.json."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression

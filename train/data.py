@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sentilite.runtime.architecture import BINARY_LABELS
 from sentilite.shared.files import sha256_file
 
 from .errors import ChecksumError, DatasetError
@@ -69,11 +70,24 @@ class Reviews:
 
 
 @dataclass(frozen=True)
-class ImdbData:
+class TrainingData:
+    """The texts a model is trained and tested on: IMDB's two folders, or a user's labeled files.
+
+    ``labels`` of every split index ``label_names``. ``validation`` is given
+    when the user gave a validation file (else training splits it off
+    ``train``); ``split_note`` says how each split was made, for the log and
+    metrics.json. ``imdb``: the IMDB set, which gets its movie-disjoint
+    validation split and its short-text and negation checks.
+    """
+
     train: Reviews
     test: Reviews
     source: str
     complete: bool = True  # False when read with allow_incomplete from a copy missing reviews
+    validation: Reviews | None = None
+    label_names: tuple[str, ...] = BINARY_LABELS
+    split_note: str = ""
+    imdb: bool = True
 
     def describe(self) -> str:
         counts = f"{len(self.train):,} train and {len(self.test):,} test reviews"
@@ -288,7 +302,7 @@ def _progress_bar(total, desc, enabled):
 
 # -- reading --------------------------------------------------------------------
 def load_imdb(data: str | os.PathLike | None = None, *, progress: bool = True,
-              allow_incomplete: bool = False) -> ImdbData:
+              allow_incomplete: bool = False) -> TrainingData:
     """Both splits of IMDB from a folder, a .tar.gz, $IMDB_DATA or the cache.
 
     A copy with fewer than 12,500 reviews in any class of either split is
@@ -321,7 +335,7 @@ def load_imdb(data: str | os.PathLike | None = None, *, progress: bool = True,
             ratings=np.array([r[3] for r in chosen], dtype=np.int32),
             ids=np.array([r[2] for r in chosen], dtype=np.int32),
         )
-    return ImdbData(train=splits["train"], test=splits["test"], source=str(path), complete=not short)
+    return TrainingData(train=splits["train"], test=splits["test"], source=str(path), complete=not short)
 
 
 def _find_root(path: Path) -> Path:

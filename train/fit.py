@@ -32,7 +32,7 @@ from sentilite.shared.files import atomic_write_json, make_staging_dir
 
 from .blend import Blend, fit_blend, logits_of
 from .config import RunConfig
-from .data import ImdbData, Reviews, load_imdb, movie_disjoint_split, subset, train_validation_split
+from .data import TrainingData, Reviews, load_imdb, movie_disjoint_split, subset, train_validation_split
 from .evaluate import SHORT_TEXT_WORDS, accuracy, negation_accuracy, short_texts
 from .ngrams import NgramBranch, NgramBranches
 from .vocab import build_tokenizer
@@ -60,7 +60,7 @@ class EncodedSplits:
     y_test: np.ndarray
 
 
-def split_training_reviews(config: RunConfig, data: ImdbData) -> tuple[Reviews, Reviews]:
+def split_training_reviews(config: RunConfig, data: TrainingData) -> tuple[Reviews, Reviews]:
     """(fit, validation) reviews for a config: the same ones every time, never a test review."""
     train = data.train
     t = config.training
@@ -73,7 +73,7 @@ def split_training_reviews(config: RunConfig, data: ImdbData) -> tuple[Reviews, 
     return train.take(fit_idx), train.take(val_idx)
 
 
-def prepare_splits(config: RunConfig, data: ImdbData, test_reviews: int | None = None) -> EncodedSplits:
+def prepare_splits(config: RunConfig, data: TrainingData, test_reviews: int | None = None) -> EncodedSplits:
     fit_part, val_part = split_training_reviews(config, data)
     test = data.test if test_reviews is None else subset(data.test, test_reviews, seed=0)
     # The vocabulary sees the fitting reviews only: not validation, never test.
@@ -127,7 +127,7 @@ class TrainingSetup:
         return ids[:, -self.steps:]
 
 
-def set_up_training(config: RunConfig, data: ImdbData, test_reviews: int | None = None) -> TrainingSetup:
+def set_up_training(config: RunConfig, data: TrainingData, test_reviews: int | None = None) -> TrainingSetup:
     """Seed everything, split and tokenize the reviews, crop them, and fit the n-gram branch (stage 1)."""
     import keras
     import tensorflow as tf
@@ -210,7 +210,7 @@ def train_cell(setup: TrainingSetup, cell_model, verbose: int):
 def train_model(
     config: RunConfig,
     out_dir: str | os.PathLike,
-    data: ImdbData | str | os.PathLike | None = None,
+    data: TrainingData | str | os.PathLike | None = None,
     *,
     verbose: int | None = None,
     test_reviews: int | None = None,
@@ -229,7 +229,7 @@ def train_model(
     if verbose is None:
         verbose = 1 if sys.stderr.isatty() else 2
     started = time.time()
-    if not isinstance(data, ImdbData):
+    if not isinstance(data, TrainingData):
         data = load_imdb(data)
     log.info("data: %s (%s)", data.source, data.describe())
     setup = set_up_training(config, data, test_reviews)
@@ -275,7 +275,7 @@ def validation_accuracy(setup: TrainingSetup, cell_val: np.ndarray, blend: Blend
     return accuracy(1 / (1 + np.exp(-val_logit)), setup.splits.y_val)
 
 
-def _metrics(setup: TrainingSetup, data: ImdbData, model, history: dict, test_acc: float, short: dict,
+def _metrics(setup: TrainingSetup, data: TrainingData, model, history: dict, test_acc: float, short: dict,
              negation: float, val_acc: float, fit_seconds: float) -> dict:
     """metrics.json without the n-gram branch's parts."""
     import keras

@@ -1,4 +1,4 @@
-"""Keras models: ids -> [n-gram branch] + Dense(cell(Embedding(last window ids))) -> sigmoid.
+"""Keras models: ids -> [n-gram branch] + Dense(cell(Embedding(last window ids))) -> sigmoid or softmax.
 
 The layers compute exactly what ``sentilite.runtime.recurrence`` computes in
 numpy, which every exported graph is checked against.
@@ -15,7 +15,12 @@ from sentilite.runtime.tokenizer import TokenizerConfig
 
 NGRAM_LAYER = "ngrams"
 CELL_LOGIT_LAYER = "cell_logit"
-OUTPUT_LAYER = "positive"
+OUTPUT_LAYER = "positive"  # two labels: one output, P(labels[1])
+PROBABILITIES_LAYER = "probabilities"  # three or more labels: a softmax over them
+
+
+def output_layer_name(model_config: ModelConfig) -> str:
+    return OUTPUT_LAYER if model_config.outputs == 1 else PROBABILITIES_LAYER
 
 
 @keras.saving.register_keras_serializable(package="sentilite")
@@ -66,16 +71,20 @@ class NgramLogit(keras.layers.Layer):
     zero, and an n-gram with a padding id, or one the dictionary does not
     hold, reads it. The tables are fitted outside Keras (train.ngrams) and
     stay frozen; the dictionary's integers are kept as float32 weights
-    (exact below 2**24) so the layer saves like any other.
+    (exact below 2**24) so the layer saves like any other. With ``outputs``
+    > 1 each table row holds one weight per label, and the layer gives one
+    logit per label.
     """
 
-    def __init__(self, vocab_size: int, buckets: int, lookup: str = "hashed", **kwargs):
+    def __init__(self, vocab_size: int, buckets: int, lookup: str = "hashed", outputs: int = 1, **kwargs):
         super().__init__(**kwargs)
         self.vocab_size, self.buckets, self.lookup = int(vocab_size), int(buckets), str(lookup)
+        self.outputs = int(outputs)
 
     def build(self, input_shape):
-        self.table = self.add_weight(name="table", shape=(self.vocab_size + self.buckets,), initializer="zeros",
-                                     trainable=False)
+        rows = self.vocab_size + self.buckets
+        self.table = self.add_weight(name="table", shape=(rows,) if self.outputs == 1 else (rows, self.outputs),
+                                     initializer="zeros", trainable=False)
         if self.lookup == "dictionary":
             self.displacements = self.add_weight(name="displacements", shape=(dictionary_groups(self.buckets),),
                                                  initializer="zeros", trainable=False)
@@ -107,14 +116,20 @@ class NgramLogit(keras.layers.Layer):
         rows = ops.concatenate([ids, longer], axis=1)
         total = ops.sum(ops.take(self.table, rows, axis=0), axis=1)
         count = ops.sum(ops.cast(real, "float32"), axis=1) + ops.sum(ops.cast(valid, "float32"), axis=1)
-        return ops.expand_dims(total / ops.sqrt(ops.maximum(count, 1.0)), -1)
+        scale = ops.sqrt(ops.maximum(count, 1.0))
+        if self.outputs == 1:
+            return ops.expand_dims(total / scale, -1)
+        return total / ops.expand_dims(scale, -1)
 
     def compute_output_shape(self, input_shape):
-        return (input_shape[0], 1)
+        return (input_shape[0], self.outputs)
 
     def get_config(self):
-        return {**super().get_config(), "vocab_size": self.vocab_size, "buckets": self.buckets,
-                "lookup": self.lookup}
+        config = {**super().get_config(), "vocab_size": self.vocab_size, "buckets": self.buckets,
+                  "lookup": self.lookup}
+        if self.outputs != 1:  # models of two labels save as they always did
+            config["outputs"] = self.outputs
+        return config
 
 
 _CELL_LAYERS = {"rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
@@ -136,7 +151,7 @@ class CellBranch:
         self.layers.append(_CELL_LAYERS[c.cell](c.units, name=c.cell))
         if c.dropout:
             self.layers.append(keras.layers.Dropout(c.dropout, name="dropout"))
-        self.layers.append(keras.layers.Dense(1, name=CELL_LOGIT_LAYER))
+        self.layers.append(keras.layers.Dense(c.outputs, name=CELL_LOGIT_LAYER))
 
     def __call__(self, window_ids):
         x = window_ids
@@ -149,21 +164,23 @@ def build_model(model_config: ModelConfig, tokenizer_config: TokenizerConfig) ->
     """(the model that is saved and exported, the cell alone as it is trained).
 
     The cell model reads the last ``window`` ids and answers sigmoid(cell
-    logit); the saved model adds the n-gram branch's logit to the same
-    cell's. Both share their layers, so training one trains the other.
+    logit), or the softmax of its logits for three or more labels; the saved
+    model adds the n-gram branch's logits to the same cell's. Both share
+    their layers, so training one trains the other.
     """
     maxlen = tokenizer_config.maxlen
+    activation = "sigmoid" if model_config.outputs == 1 else "softmax"
     cell = CellBranch(model_config, tokenizer_config)
     window_in = keras.Input(shape=(cell.steps,), dtype="int32", name="window_ids")
-    cell_model = keras.Model(window_in, keras.layers.Activation("sigmoid")(cell(window_in)), name="cell")
+    cell_model = keras.Model(window_in, keras.layers.Activation(activation)(cell(window_in)), name="cell")
     ids = keras.Input(shape=(maxlen,), dtype="int32", name="ids")
     window = ids if cell.steps == maxlen else LastSteps(cell.steps, name="window")(ids)
     logit = cell(window)
     if model_config.ngram_buckets:
         ngram = NgramLogit(tokenizer_config.vocab_size, model_config.ngram_buckets, model_config.ngram_lookup,
-                           name=NGRAM_LAYER)(ids)
+                           outputs=model_config.outputs, name=NGRAM_LAYER)(ids)
         logit = keras.layers.Add(name="logit")([logit, ngram])
-    model = keras.Model(ids, keras.layers.Activation("sigmoid", name=OUTPUT_LAYER)(logit),
+    model = keras.Model(ids, keras.layers.Activation(activation, name=output_layer_name(model_config))(logit),
                         name=f"sentilite_{model_config.cell}")
     return model, cell_model
 

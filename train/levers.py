@@ -35,7 +35,7 @@ from sentilite.shared.errors import ConfigError
 
 from .blend import fit_blend, logits_of
 from .config import RunConfig
-from .data import ImdbData
+from .data import TrainingData
 from .evaluate import SHORT_TEXT_WORDS, accuracy, short_texts
 from .fit import TrainingSetup, fit_ngram_branch, set_up_training
 
@@ -123,7 +123,7 @@ def word_dropout_layer():
     return WordDropout
 
 
-def run_levers(config: RunConfig, data: ImdbData, levers=(), test_reviews: int | None = None,
+def run_levers(config: RunConfig, data: TrainingData, levers=(), test_reviews: int | None = None,
                hashed_buckets: int = HASHED_BUCKETS) -> dict:
     """Measure each lever (default: all); returns {"rows": [...], "table": markdown, ...}."""
     levers = check_levers(levers)

@@ -10,7 +10,7 @@ import numpy as np
 from sentilite.shared.files import atomic_write_json, atomic_write_text
 
 from .config import RunConfig
-from .data import ImdbData
+from .data import TrainingData
 from .evaluate import SHORT_TEXT_WORDS
 from .fit import train_model
 
@@ -25,7 +25,7 @@ def _spread(values: list[float]) -> dict:
             "std": round(float(v.std(ddof=1)) if len(v) > 1 else 0.0, 6), "values": [round(float(x), 6) for x in v]}
 
 
-def run_seed_sweep(config: RunConfig, seeds: list[int], out: str | os.PathLike, data: ImdbData,
+def run_seed_sweep(config: RunConfig, seeds: list[int], out: str | os.PathLike, data: TrainingData,
                    verbose: int | None = None) -> dict:
     """Train ``config`` once per seed into out/seed-<n>; write sweep.json and sweep.md; return the summary.
 
