@@ -31,7 +31,7 @@ export CHECK_FREE_DISK
 # Data: IMDB_DATA (a folder or .tar.gz) if set, else the cache, downloading once.
 export IMDB_DATA
 
-.PHONY: help install mediapipe-client train baseline export sweep levers test test-unit bench bundle clean distclean
+.PHONY: help install mediapipe-client train baseline export sweep levers datasets test test-unit bench bundle clean distclean
 .SECONDARY:
 
 help: ## list the targets
@@ -89,6 +89,11 @@ $(ARTIFACTS)/sweep/%/sweep.json: | $(STAMP)
 levers: $(foreach c,$(LEVER_CELLS),$(ARTIFACTS)/levers/$(c).json) ## the left-out model changes (pooling, bidirectional, ...) against the kept model: artifacts/levers/<cell>.json
 $(ARTIFACTS)/levers/%.json: | $(STAMP)
 	$(BIN)/sentilite levers --cell $* --preset $(PRESET) --out $@
+
+# The shared labeled sets (../shared/data, read in place): the gru cell on each, its int8 files, the peers.
+SHARED_DATA ?= ../shared/data
+datasets: | $(STAMP) ## SST-2, SST-5, airline, zh-shopping: train, export, evaluate, peers: artifacts/datasets, docs/datasets.md
+	$(BIN)/python -m sentilite.train.datasets --data-root $(SHARED_DATA) --out $(ARTIFACTS)/datasets --doc docs/datasets.md
 
 # The package's own model (sentilite.runtime.bundled): the runtime files of $(ARTIFACTS)/gru with their manifest
 # entries and the commit of the tree that holds them. Run after `make export`; the result is committed.

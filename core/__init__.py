@@ -1,4 +1,4 @@
-"""sentilite: small sentiment models for edge apps.
+"""sentilite: small sentiment and text-classification models for edge apps.
 
 The package mirrors the repository's folders: ``sentilite.train`` (data,
 vocabulary, Keras models, fitting; needs TensorFlow), ``sentilite.export``
@@ -7,4 +7,4 @@ vocabulary, Keras models, fitting; needs TensorFlow), ``sentilite.export``
 ``sentilite.bench``. ``sentilite.shared`` holds what every part uses.
 """
 __version__ = "0.3.0"
-LABELS = ("negative", "positive")
+LABELS = ("negative", "positive")  # the labels of the IMDB sentiment models; a model's own are model.labels

@@ -11,7 +11,9 @@ def add_commands(sub) -> None:
 
     p = sub.add_parser("export", help="export a trained model folder to TFLite and ONNX, each file validated")
     p.add_argument("model_dir", help="folder written by `sentilite train`")
-    p.add_argument("--data", help="IMDB folder or .tar.gz (default: $IMDB_DATA, else the cache/download)")
+    p.add_argument("--data", help="an IMDB model's data: the IMDB folder or .tar.gz (default: $IMDB_DATA, else the "
+                                  "cache/download); a model trained on your own files reads them again from its "
+                                  "config.json")
     p.add_argument("--allow-incomplete", action="store_true",
                    help="accept an IMDB copy with fewer than 12,500 reviews per class and split")
     p.add_argument("--formats", nargs="+", choices=FORMATS, help="default: all")
@@ -38,9 +40,11 @@ def add_commands(sub) -> None:
 
 def run_export(args) -> int:
     require("export", "train", "tensorflow", "keras", "onnx", "onnxruntime", "ai_edge_litert")
+    from pathlib import Path
+
     from sentilite.train.data import load_imdb
 
-    from .package import ExportConfig, export_package
+    from .package import ExportConfig, export_package, read_model_folder
 
     options = {}
     for name in ("formats", "precisions"):
@@ -49,8 +53,14 @@ def run_export(args) -> int:
     for name in ("calibration_reviews", "validation_reviews", "test_reviews"):
         if getattr(args, name) is not None:
             options[name] = getattr(args, name)
-    data = load_imdb(args.data, allow_incomplete=args.allow_incomplete)
+    run_config = read_model_folder(Path(args.model_dir))[0]
+    if run_config.data.train is None:  # IMDB
+        data = load_imdb(args.data, allow_incomplete=args.allow_incomplete)
+    else:
+        data = None  # export_package reads the files config.json names
     manifest = export_package(args.model_dir, data, ExportConfig(**options))
+    for skipped in manifest.get("skipped", ()):
+        print(f"{skipped['file']:<28} left out: {skipped['reason']}")
     for a in manifest["artifacts"]:
         ev = a["eval"]
         print(f"{a['file']:<28} {a['bytes']:>10,} bytes  accuracy {ev['accuracy']:.4f}  "

@@ -20,20 +20,20 @@ from pathlib import Path
 
 import numpy as np
 
-from sentilite import LABELS, __version__
+from sentilite import __version__
 from sentilite.runtime.model import MANIFEST_FILE, MANIFEST_VERSION, PRECISIONS
 from sentilite.runtime.tokenizer import Tokenizer
 from sentilite.shared.config import check_int, config_to_dict
 from sentilite.shared.errors import ConfigError, ModelFileError
 from sentilite.shared.files import atomic_write_json, make_staging_dir, parse_json, sha256_bytes
 from sentilite.train.config import RunConfig
-from sentilite.train.data import TrainingData, load_imdb, subset
-from sentilite.train.evaluate import SHORT_TEXT_WORDS, accuracy, short_texts
+from sentilite.train.data import TrainingData, load_training_data, subset
+from sentilite.train.evaluate import SHORT_TEXT_WORDS, short_texts
 from sentilite.train.fit import CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE, split_training_reviews
 
 from .file_metadata import embedded_metadata
 from .registry import EXPORTERS, ExportContext, Exporter
-from .validate import Evaluation, EvaluationSet, ValidationConfig, WrittenFile
+from .validate import Evaluation, EvaluationSet, ValidationConfig, WrittenFile, top_label_accuracy
 from .weights import extract_weights
 
 log = logging.getLogger("sentilite.export")
@@ -46,7 +46,7 @@ class ExportConfig:
     # Training reviews for int8 calibration (never test reviews).
     calibration_reviews: int = 300
     validation_reviews: int | None = None  # None = every validation review of the training split
-    test_reviews: int | None = None  # None = all 25,000 test reviews
+    test_reviews: int | None = None  # None = every test text (all 25,000 IMDB test reviews)
 
     def __post_init__(self):
         bad = [f for f in self.formats if f not in EXPORTERS]
@@ -82,6 +82,22 @@ def _versions() -> dict:
     return out
 
 
+def _runnable(jobs: list[tuple[Exporter, str]], run_config: RunConfig) -> tuple[list, list[dict]]:
+    """The jobs a model can have, and a record (file, reason) of each it cannot: MediaPipe's tokenizer, say."""
+    from .mediapipe import unsupported_reason
+
+    kept, skipped = [], []
+    for exporter, precision in jobs:
+        reason = unsupported_reason(run_config) if exporter.client == "mediapipe" else None
+        if reason is None:
+            kept.append((exporter, precision))
+        else:
+            name = exporter.file_name(precision)
+            log.info("%s left out: %s", name, reason)
+            skipped.append({"file": name, "format": exporter.format, "client": exporter.client, "reason": reason})
+    return kept, skipped
+
+
 def read_model_folder(model_dir: Path) -> tuple[RunConfig, bytes, Tokenizer]:
     for needed in (MODEL_FILE, TOKENIZER_FILE, CONFIG_FILE):
         if not (model_dir / needed).is_file():
@@ -108,37 +124,47 @@ def export_package(model_dir: str | os.PathLike, data: TrainingData | str | os.P
     weights = extract_weights(keras_model, run_config.model)
 
     if not isinstance(data, TrainingData):
-        data = load_imdb(data, progress=progress)
+        # The splits the model was trained on, read again from what config.json says (IMDB: ``data`` may
+        # name the archive or folder).
+        data = load_training_data(run_config, imdb_source=data, progress=progress)
+    labels = run_config.model.labels
     fit_part, val_part = split_training_reviews(run_config, data)
     val_texts, val_labels = val_part.texts, val_part.labels
     if config.validation_reviews:
         val_texts, val_labels = val_texts[: config.validation_reviews], val_labels[: config.validation_reviews]
     test = data.test if config.test_reviews is None else subset(data.test, config.test_reviews, seed=0)
-    log.info("%s: %s, %d validation and %d test reviews (%s)", model_dir, run_config.name, len(val_texts), len(test),
+    log.info("%s: %s, %d validation and %d test texts (%s)", model_dir, run_config.name, len(val_texts), len(test),
              data.describe())
 
-    def keras_positive(ids):
-        return keras_model.predict(ids, batch_size=512, verbose=0).reshape(-1)
+    def keras_outputs(ids):
+        """P(labels[1]) (n,) for two labels, else the (n, N) probabilities."""
+        out = keras_model.predict(ids, batch_size=512, verbose=0)
+        return out.reshape(-1) if run_config.model.outputs == 1 else out
 
     def evaluation_set(name, texts, labels):
         ids = tokenizer.encode_batch(texts)
-        return EvaluationSet(name, ids, np.asarray(labels), keras_positive(ids), tuple(texts))
+        return EvaluationSet(name, ids, np.asarray(labels), keras_outputs(ids), tuple(texts))
 
     validation_set = evaluation_set("validation", val_texts, val_labels)
     test_set = evaluation_set("test", test.texts, test.labels)
-    short_sets = [evaluation_set(f"last {k} words", short_texts(test.texts, k), test.labels) for k in SHORT_TEXT_WORDS]
-    keras_accuracy = accuracy(test_set.keras, test_set.labels)
-    evaluation = Evaluation(validation, validation_set, test_set, tuple(short_sets), keras_accuracy)
-    source_short = [round(accuracy(s.keras, s.labels), 6) for s in short_sets]
-    log.info("Keras model: test accuracy %.4f; last %s words %s", keras_accuracy,
-             "/".join(map(str, SHORT_TEXT_WORDS)), "/".join(f"{a:.4f}" for a in source_short))
+    # The short-text check (the last few words of each review) is IMDB's: its reviews are long.
+    short_words = SHORT_TEXT_WORDS if data.imdb else ()
+    short_sets = [evaluation_set(f"last {k} words", short_texts(test.texts, k), test.labels) for k in short_words]
+    keras_accuracy = top_label_accuracy(test_set.keras, test_set.labels)
+    evaluation = Evaluation(validation, validation_set, test_set, tuple(short_sets), keras_accuracy, labels)
+    source_short = [round(top_label_accuracy(s.keras, s.labels), 6) for s in short_sets]
+    if short_sets:
+        log.info("Keras model: test accuracy %.4f; last %s words %s", keras_accuracy,
+                 "/".join(map(str, short_words)), "/".join(f"{a:.4f}" for a in source_short))
+    else:
+        log.info("Keras model: test accuracy %.4f", keras_accuracy)
 
     context = ExportContext(
         weights=weights, model=run_config.model, maxlen=tokenizer.config.maxlen,
         vocab_size=tokenizer.config.vocab_size, name=run_config.name,
         calibration_ids=tokenizer.encode_batch(fit_part.texts[: config.calibration_reviews]),
-        tokenizer_json=tokenizer_bytes, labels=LABELS, training_texts=tuple(fit_part.texts))
-    jobs = config.jobs()
+        tokenizer_json=tokenizer_bytes, labels=labels, training_texts=tuple(fit_part.texts))
+    jobs, skipped = _runnable(config.jobs(), run_config)
     staging = make_staging_dir(model_dir / ".export")
     artifacts = []
     try:
@@ -146,7 +172,7 @@ def export_package(model_dir: str | os.PathLike, data: TrainingData | str | os.P
             name = exporter.file_name(precision)
             path = staging / name
             started = time.time()
-            metadata = embedded_metadata(tokenizer_bytes, run_config.model, precision, exporter.format, LABELS,
+            metadata = embedded_metadata(tokenizer_bytes, run_config.model, precision, exporter.format, labels,
                                          tokenizer.config.maxlen, tokenizer.config.vocab_size, run_config.name)
             exporter.write(context, precision, path, metadata=metadata)
             artifact = {"file": name, "format": exporter.format, "precision": precision}
@@ -157,24 +183,28 @@ def export_package(model_dir: str | os.PathLike, data: TrainingData | str | os.P
             artifact.update(exporter.describe(path))
             artifacts.append(artifact)
             ev = artifact["eval"]
-            log.info("%d/%d %s: %s bytes, test accuracy %.4f, agreement %.4f%%, max diff %.2g; last %s words %s "
-                     "(%.1f s)", index, len(jobs), name, f"{artifact['bytes']:,}", ev["accuracy"],
-                     100 * ev["agreement"], ev["max_abs_diff"], "/".join(map(str, SHORT_TEXT_WORDS)),
-                     "/".join(f"{a:.4f}" for a in ev["short_text"]["accuracy"]), time.time() - started)
+            short = (f"; last {'/'.join(map(str, short_words))} words "
+                     + "/".join(f"{a:.4f}" for a in ev["short_text"]["accuracy"])) if "short_text" in ev else ""
+            log.info("%d/%d %s: %s bytes, test accuracy %.4f, agreement %.4f%%, max diff %.2g%s (%.1f s)", index,
+                     len(jobs), name, f"{artifact['bytes']:,}", ev["accuracy"], 100 * ev["agreement"],
+                     ev["max_abs_diff"], short, time.time() - started)
         manifest = {
             "format_version": MANIFEST_VERSION,
             "name": run_config.name,
             "cell": run_config.model.cell,
-            "labels": list(LABELS),
+            "labels": list(labels),
             "tokenizer": {"file": TOKENIZER_FILE, "sha256": sha256_bytes(tokenizer_bytes)},
             "config": {k: v for k, v in run_config.to_dict().items() if k != "format_version"},
             "export": config.to_dict(),
             "source": {"file": MODEL_FILE, "format": "keras", "test_accuracy": round(keras_accuracy, 6),
                        "test_reviews": len(test), "data": data.describe(),
-                       "short_text": {"words": list(SHORT_TEXT_WORDS), "n": len(test), "accuracy": source_short}},
+                       **({"short_text": {"words": list(short_words), "n": len(test), "accuracy": source_short}}
+                          if short_sets else {})},
             "versions": _versions(),
             "artifacts": artifacts,
         }
+        if skipped:
+            manifest["skipped"] = skipped
         for artifact in artifacts:
             os.replace(staging / artifact["file"], model_dir / artifact["file"])
         atomic_write_json(model_dir / MANIFEST_FILE, manifest)

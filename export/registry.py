@@ -31,7 +31,7 @@ class ExportContext:
     name: str
     calibration_ids: np.ndarray  # padded rows of training reviews (never test reviews)
     tokenizer_json: bytes
-    labels: tuple[str, str]
+    labels: tuple[str, ...]  # the model's labels, in the order of its outputs
     # Training reviews as text (never test reviews): the MediaPipe file picks its vocabulary lines from them.
     training_texts: tuple[str, ...] = ()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -59,16 +60,33 @@ class ValidationConfig:
         return ValidationConfig({**self.tolerances, precision: changed})
 
 
+def top_labels(outputs: np.ndarray) -> np.ndarray:
+    """Each row's label index: P(labels[1]) >= 0.5 for a one-output model (n,), else the argmax of (n, N)."""
+    outputs = np.asarray(outputs)
+    return (outputs >= 0.5).astype(np.int64) if outputs.ndim == 1 else np.argmax(outputs, axis=1)
+
+
+def top_label_accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:
+    return float(np.mean(top_labels(outputs) == np.asarray(labels).reshape(-1))) if len(labels) else 0.0
+
+
 def compare(reference: np.ndarray, probs: np.ndarray) -> dict:
-    """Max |difference| of P(positive), and the share of the same predicted label."""
-    reference = np.asarray(reference, dtype=np.float64).reshape(-1)
-    probs = np.asarray(probs, dtype=np.float64).reshape(-1)
+    """Max |difference| over every probability, and the share of the same predicted label.
+
+    A model of two labels answers P(labels[1]) per row, (n,); one of N labels
+    answers (n, N), compared label by label.
+    """
+    reference = np.asarray(reference, dtype=np.float64)
+    probs = np.asarray(probs, dtype=np.float64)
+    if reference.ndim <= 1 or reference.shape[-1] == 1:
+        reference, probs = reference.reshape(-1), probs.reshape(-1)
     if reference.shape != probs.shape:
         raise ValueError(f"shape mismatch: {reference.shape} vs {probs.shape}")
+    n = int(reference.shape[0])
     return {
-        "n": int(reference.size),
+        "n": n,
         "max_abs_diff": float(np.max(np.abs(reference - probs))) if reference.size else 0.0,
-        "agreement": float(np.mean((reference >= 0.5) == (probs >= 0.5))) if reference.size else 1.0,
+        "agreement": float(np.mean(top_labels(reference) == top_labels(probs))) if n else 1.0,
     }
 
 
@@ -76,7 +94,7 @@ def check_parity(file: str, precision: str, stats: dict, split: str, tolerance: 
     """Raise ExportValidationError naming the file, the numbers and the limit that failed."""
     problems = []
     if tolerance.max_abs_diff is not None and stats["max_abs_diff"] > tolerance.max_abs_diff:
-        problems.append(f"max |P(positive) difference| {stats['max_abs_diff']:.3g} > tolerance "
+        problems.append(f"max |probability difference| {stats['max_abs_diff']:.3g} > tolerance "
                         f"{tolerance.max_abs_diff:g}")
     if stats["agreement"] < tolerance.min_agreement:
         problems.append(f"label agreement {stats['agreement']:.4%} < tolerance {tolerance.min_agreement:.2%}")
@@ -87,22 +105,41 @@ def check_parity(file: str, precision: str, stats: dict, split: str, tolerance: 
         )
 
 
-def check_accuracy_change(file: str, precision: str, keras_accuracy: float, file_accuracy: float, n: int,
-                          tolerance: Tolerance) -> None:
+def accuracy_change_limit(tolerance: Tolerance, n: int, disagreeing: int = 0) -> float | None:
+    """The accuracy change a file may show: the tolerance, or more on a small test set.
+
+    A file that disagrees with the Keras model on ``disagreeing`` of ``n``
+    texts moves the accuracy by (texts it gains - texts it loses) / n; when
+    quantization flips labels without favouring right or wrong ones, that
+    change has a standard deviation of sqrt(disagreeing) / n. Two of those
+    can exceed 0.3 points on a set of a thousand texts (SST-2's 872-sentence
+    dev set: 5 flips make 0.51 points) but not on IMDB's 25,000 reviews
+    (125 flips: 0.09 points), so the limit is the larger of the two.
+    """
     if tolerance.max_accuracy_change is None:
+        return None
+    noise = 2.0 * math.sqrt(disagreeing) / n if n else 0.0
+    return max(tolerance.max_accuracy_change, noise)
+
+
+def check_accuracy_change(file: str, precision: str, keras_accuracy: float, file_accuracy: float, n: int,
+                          tolerance: Tolerance, disagreeing: int = 0) -> None:
+    limit = accuracy_change_limit(tolerance, n, disagreeing)
+    if limit is None:
         return
     change = file_accuracy - keras_accuracy
-    if abs(change) > tolerance.max_accuracy_change + 1e-12:
+    if abs(change) > limit + 1e-12:
+        noise = f"; {disagreeing} texts disagree" if limit > tolerance.max_accuracy_change else ""
         raise ExportValidationError(
             f"{file}: {precision} test accuracy {file_accuracy:.4f} is {abs(change) * 100:.2f} points "
-            f"{'below' if change < 0 else 'above'} the Keras model's {keras_accuracy:.4f} on {n} test reviews "
-            f"(tolerance {tolerance.max_accuracy_change * 100:.1f} points either way)"
+            f"{'below' if change < 0 else 'above'} the Keras model's {keras_accuracy:.4f} on {n} test texts "
+            f"(tolerance {limit * 100:.2f} points either way{noise})"
         )
 
 
 @dataclass(frozen=True)
 class EvaluationSet:
-    """Ids of the reviews every file is run on, with the Keras model's answers."""
+    """Ids of the texts every file is run on, with the Keras model's answers ((n,) or (n, N))."""
 
     name: str
     ids: np.ndarray
@@ -118,8 +155,9 @@ class Evaluation:
     validation: ValidationConfig
     validation_set: EvaluationSet
     test_set: EvaluationSet
-    short_sets: tuple[EvaluationSet, ...]
+    short_sets: tuple[EvaluationSet, ...]  # IMDB models only: the last few words of each test review
     keras_accuracy: float  # the Keras model's accuracy on test_set
+    label_names: tuple[str, ...] = ("negative", "positive")
 
 
 @dataclass(frozen=True)
@@ -143,7 +181,9 @@ def validate_with_runtime(file: WrittenFile, evaluation: Evaluation) -> dict:
     """Load the file with the runtime, run it as the runtime runs, hold it to its tolerance, evaluate it."""
     from sentilite.runtime.backends import create_backend
     from sentilite.runtime.model import run_batches
-    from sentilite.train.evaluate import SHORT_TEXT_WORDS, accuracy
+    from sentilite.runtime.metrics import classification_metrics
+    from sentilite.runtime.model import to_probabilities
+    from sentilite.train.evaluate import SHORT_TEXT_WORDS
 
     content = file.path.read_bytes()
     backend = create_backend(file.format, content, file.shown_as)
@@ -153,10 +193,15 @@ def validate_with_runtime(file: WrittenFile, evaluation: Evaluation) -> dict:
     check_parity(file.shown_as, file.precision, val_stats, "validation", tolerance)
     file_test = run_batches(backend, test_set.ids, 256)
     test_stats = compare(test_set.keras, file_test)
-    file_accuracy = accuracy(file_test, test_set.labels)
+    file_accuracy = top_label_accuracy(file_test, test_set.labels)
+    disagreeing = round((1.0 - test_stats["agreement"]) * test_stats["n"])
     check_accuracy_change(file.shown_as, file.precision, evaluation.keras_accuracy, file_accuracy,
-                          len(test_set.labels), tolerance)
-    short = [round(accuracy(run_batches(backend, s.ids, 256), s.labels), 6) for s in evaluation.short_sets]
+                          len(test_set.labels), tolerance, disagreeing)
+    short = [round(top_label_accuracy(run_batches(backend, s.ids, 256), s.labels), 6) for s in evaluation.short_sets]
+    metrics = classification_metrics(test_set.labels, to_probabilities(file_test, len(evaluation.label_names)),
+                                     evaluation.label_names)
+    short_text = {"short_text": {"words": list(SHORT_TEXT_WORDS), "n": len(test_set.labels), "accuracy": short}} \
+        if evaluation.short_sets else {}
     return {
         "bytes": len(content),
         # the tokenizer, labels and settings each file carries (a fixed cost, not weights)
@@ -169,5 +214,7 @@ def validate_with_runtime(file: WrittenFile, evaluation: Evaluation) -> dict:
         "validation": {"split": "validation", **val_stats, "tolerance": tolerance.to_dict()},
         "eval": {"split": "test", "n": len(test_set.labels), "accuracy": round(file_accuracy, 6),
                  "agreement": round(test_stats["agreement"], 6), "max_abs_diff": test_stats["max_abs_diff"],
-                 "short_text": {"words": list(SHORT_TEXT_WORDS), "n": len(test_set.labels), "accuracy": short}},
+                 "macro_f1": round(metrics.macro_f1, 6),
+                 "accuracy_change_limit": accuracy_change_limit(tolerance, len(test_set.labels), disagreeing),
+                 **short_text},
     }

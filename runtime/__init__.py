@@ -1,4 +1,7 @@
-"""sentilite runtime: raw text -> tokens -> padded ids -> sentiment, without TensorFlow.
+"""sentilite runtime: raw text -> tokens -> padded ids -> a label of the model's, without TensorFlow.
+
+A model answers with its own labels (two to fifty): ``predict_proba`` gives
+one probability per label, in the order of ``model.labels``.
 
 Only numpy is required; an inference backend (onnxruntime, ai-edge-litert,
 tflite-runtime) is imported when a model that needs it is loaded.
@@ -12,7 +15,7 @@ from sentilite.shared.errors import (
     TokenizerFileError,
 )
 
-from .model import NO_KNOWN_WORDS, NO_TEXT, Prediction, SentimentModel, load
+from .model import NO_KNOWN_WORDS, NO_TEXT, Prediction, SentimentModel, load, to_probabilities
 from .tokenizer import Tokenizer, TokenizerConfig, pad_ids
 
 __all__ = [
@@ -22,6 +25,7 @@ __all__ = [
     "Prediction",
     "SentimentModel",
     "load",
+    "to_probabilities",
     "BackendUnavailableError",
     "ConfigError",
     "ModelFileError",

@@ -1,4 +1,7 @@
-"""Inference backends: each turns padded ids (n, maxlen) into P(positive) (n,).
+"""Inference backends: each turns padded ids (n, maxlen) into the model's answer per row.
+
+A file of two labels answers P(labels[1]) per row, (n,); a file of N > 2
+labels answers the N probabilities of each row in label order, (n, N).
 
 A backend whose ``variable_length`` is true also takes (n, T) with T < maxlen
 and reads each row as if it were left-padded to maxlen.
@@ -28,7 +31,7 @@ from sentilite.shared.extras import install_hint
 from sentilite.shared.files import parse_json
 from sentilite.shared.seal import check_seal
 
-from .embedded import DeclaredInput, TFLITE_METADATA_NAME, read_declared_input
+from .embedded import DeclaredInput, TFLITE_METADATA_NAME, has_metadata, read_declared_input, read_labels
 from .flatbuffer import read_tflite_metadata, verify_tflite_model
 from .npz_file import read_npz
 
@@ -38,16 +41,19 @@ def _threads(num_threads: int | None) -> int:
 
 
 class Backend:
-    """One model file loaded on one engine; ``run(ids)`` gives P(positive) per row.
+    """One model file loaded on one engine; ``run(ids)`` gives the model's answer per row.
 
-    A subclass implements ``_run(ids)`` (int32 rows in, float32 (n,) out),
-    not ``run``: ``run`` is the guard around ``_run`` that refuses an answer
-    of the wrong shape or with NaN. Its constructor takes ``(content,
-    source, num_threads)``, checks the bytes, sets ``metadata`` and calls
-    ``_declare``, which sets ``variable_length`` when the file reads rows
-    shorter than maxlen as if they were left-padded. Its ``name`` is its key
-    in ``BACKENDS``, whose ``BackendSpec`` says which formats it runs and
-    what installs its engine.
+    The answer is P(labels[1]), (n,), for a file of two labels (one output),
+    and the probabilities of the N labels, (n, N), for a file of N > 2
+    (``outputs``, from the file's labels). A subclass implements
+    ``_run(ids)`` (int32 rows in, float32 out), not ``run``: ``run`` is the
+    guard around ``_run`` that gives the answer its shape and refuses one of
+    the wrong size or with NaN. Its constructor takes ``(content, source,
+    num_threads)``, checks the bytes, sets ``metadata`` and calls
+    ``_declare``, which reads the file's labels and sets ``variable_length``
+    when the file reads rows shorter than maxlen as if they were
+    left-padded. Its ``name`` is its key in ``BACKENDS``, whose
+    ``BackendSpec`` says which formats it runs and what installs its engine.
     """
 
     name = "backend"
@@ -56,10 +62,14 @@ class Backend:
     variable_length: bool = False
     metadata: dict[str, str] = {}
     declared: DeclaredInput | None = None
+    # The file's labels (None for a file without sentilite metadata, which is refused later for want of a
+    # tokenizer); ``outputs``: 1 for two labels (P(labels[1])), else one probability per label.
+    labels: tuple[str, ...] | None = None
+    outputs: int = 1
     _source = "model file"
 
     def run(self, ids: np.ndarray) -> np.ndarray:
-        """P(positive) per row, as float32 (n,).
+        """float32 (n,) P(labels[1]) per row for a file of two labels, else (n, N) probabilities.
 
         A damaged file can load and still answer with another number of
         values (its output points at another tensor) or with NaN (its
@@ -67,10 +77,19 @@ class Backend:
         IndexError or a "NaN" score.
         """
         out = self._run(ids)
-        if out.shape != (len(ids),):
-            raise ModelFileError(f"{self._source}: the file gives {out.size} values for {len(ids)} rows")
+        n, outputs = len(ids), self.outputs
+        if outputs == 1:
+            if out.shape != (n,):
+                raise ModelFileError(f"{self._source}: the file gives {out.size} values for {n} rows")
+            values = out.tolist()
+        else:
+            if out.size != n * outputs:
+                raise ModelFileError(f"{self._source}: the file gives {out.size} values for {n} rows of "
+                                     f"{outputs} labels")
+            out = out.reshape(n, outputs)
+            values = out.ravel().tolist()
         # math.isfinite over Python floats: on the few values of one call it is cheaper than a numpy reduction.
-        if not all(map(math.isfinite, out.tolist())):
+        if not all(map(math.isfinite, values)):
             raise ModelFileError(f"{self._source}: the file computed a non-finite probability (damaged weights?)")
         return out
 
@@ -80,6 +99,9 @@ class Backend:
     def _declare(self, source: str, dynamic_time: bool) -> None:
         self.declared = read_declared_input(self.metadata, source)
         self.variable_length = bool(dynamic_time and self.declared and self.declared.variable_length)
+        if has_metadata(self.metadata):
+            self.labels = read_labels(self.metadata, source)
+            self.outputs = 1 if len(self.labels) == 2 else len(self.labels)
 
     def _missing_engine_error(self, source: str) -> BackendUnavailableError:
         """The engine is missing: name an installed backend that runs the same files, else what installs this one."""
@@ -135,7 +157,7 @@ class OnnxRuntimeBackend(Backend):
             out = self.session.run(None, {self.input_name: ids.astype(np.int32, copy=False)})[0]
         except Exception as exc:  # a file that loaded but cannot run (corrupt weights, bad shapes)
             raise ModelFileError(f"{self._source}: onnxruntime failed to run the file ({first_line(exc)})") from None
-        return np.asarray(out, dtype=np.float32).reshape(-1)
+        return np.asarray(out, dtype=np.float32).reshape(-1)  # run() shapes it (n,) or (n, N)
 
 
 # -- TFLite (ai-edge-litert / tflite-runtime) -------------------------------------------
@@ -326,7 +348,7 @@ class NumpyBackend(Backend):
         self.input_shape = [None, None]
 
     def _run(self, ids: np.ndarray) -> np.ndarray:
-        return self.model.predict_positive(ids)
+        return self.model.predict(ids)
 
 
 # -- the table of backends ----------------------------------------------------------------

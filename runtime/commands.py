@@ -20,9 +20,12 @@ PREDICT_DESCRIPTION = f"""\
 Classify texts: the arguments, or else one text per line of standard input.
 
 Each text gets one line of JSON on standard output, in input order:
-  {{"label": "positive", "score": 0.93}}
-  label    the model's label: negative or positive (a package's own labels)
-  score    the probability of that label, 0.5 to 1
+  {{"label": "positive", "score": 0.93, "probabilities": {{"negative": 0.07, "positive": 0.93}}}}
+  label    the model's label: negative or positive (a package's own labels,
+           two to fifty of them)
+  score    the probability of that label, 0.5 to 1 for two labels, the
+           largest of the probabilities for more
+  probabilities  the probability of every label, in the model's order
   warning  only where the answer read nothing of the text: "{NO_TEXT}" (empty
            or white space only) or "{NO_KNOWN_WORDS}" (emoji, another language:
            no word of the model's vocabulary): label and score then say
@@ -183,7 +186,8 @@ def run_predict(args) -> int:
                                max_lines=model.batch_size)
     for batch in batches:
         for prediction in model.iter_predictions(batch):
-            record = {"label": prediction.label, "score": round(prediction.score, 6)}
+            record = {"label": prediction.label, "score": round(prediction.score, 6),
+                      "probabilities": dict(zip(model.labels, (round(p, 6) for p in prediction.probabilities)))}
             if prediction.warning is not None:
                 record["warning"] = prediction.warning
             out.write(json.dumps(record) + "\n")

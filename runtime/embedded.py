@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from sentilite.shared.errors import ModelFileError, TokenizerFileError
 from sentilite.shared.files import decompress_limited, parse_json, sha256_bytes
 
+from .architecture import MAX_CLASSES, MAX_LABEL_CHARS, MIN_CLASSES
 from .tokenizer import Tokenizer
 
 KEY_PREFIX = "sentilite"
@@ -23,7 +24,6 @@ TFLITE_METADATA_NAME = "sentilite"  # name of the TFLite metadata buffer holding
 # Far above what sentilite writes (a 20,000-word tokenizer is ~0.4 MB, its JSON keys < 1 KB).
 MAX_TOKENIZER_BYTES = 16 << 20
 MAX_FIELD_BYTES = 1 << 20
-MAX_LABEL_CHARS = 100
 MAX_MAXLEN = 100_000
 MAX_VOCAB = 10_000_000
 
@@ -86,18 +86,54 @@ def read_json_field(meta: Mapping[str, str], name: str, source: str, *, required
     return parse_json(raw, f"{source}: metadata {key(name)}", ModelFileError, MAX_FIELD_BYTES)
 
 
-def read_labels(meta: Mapping[str, str], source: str) -> tuple[str, str]:
-    return check_labels(read_json_field(meta, "labels", source), f"{source}: metadata {key('labels')}")
+def read_labels(meta: Mapping[str, str], source: str) -> tuple[str, ...]:
+    """The file's ``sentilite.labels``, checked, and checked against the labels of its ``sentilite.model``.
+
+    A model JSON without labels (every file of sentilite 0.3 and before) is
+    a model of two labels, so its file must name two.
+    """
+    labels = check_labels(read_json_field(meta, "labels", source), f"{source}: metadata {key('labels')}")
+    model = read_json_field(meta, "model", source, required=False)
+    declared = model.get("labels") if isinstance(model, dict) else None
+    if declared is None:
+        if len(labels) != 2:
+            raise ModelFileError(f"{source}: metadata {key('labels')} names {len(labels)} labels, but its "
+                                 f"{key('model')} carries no labels: a model of two")
+        return labels
+    declared = check_labels(declared, f"{source}: metadata {key('model')}")
+    if declared != labels:
+        raise ModelFileError(f"{source}: metadata {key('labels')} {_short(list(labels))} differs from the labels "
+                             f"of its {key('model')} {_short(list(declared))}")
+    return labels
 
 
-def check_labels(labels, source: str) -> tuple[str, str]:
-    """Exactly two distinct, non-empty, short strings: (negative, positive)."""
-    if (not isinstance(labels, list) or len(labels) != 2
-            or not all(isinstance(x, str) and 0 < len(x) <= MAX_LABEL_CHARS for x in labels)
-            or labels[0] == labels[1]):
-        raise ModelFileError(f"{source}: labels must be two distinct non-empty strings "
-                             f"(negative, positive), got {_short(labels)}")
-    return labels[0], labels[1]
+def check_labels(labels, source: str) -> tuple[str, ...]:
+    """MIN_CLASSES..MAX_CLASSES distinct, non-empty, short strings, in the order of the model's outputs."""
+    problem = label_problem(labels)
+    if problem is not None:
+        raise ModelFileError(f"{source}: labels must be {MIN_CLASSES} to {MAX_CLASSES} distinct non-empty strings "
+                             f"of at most {MAX_LABEL_CHARS} characters ({problem}), got {_short(labels)}")
+    return tuple(labels)
+
+
+def label_problem(labels) -> str | None:
+    """What is wrong with a JSON list of labels, in a few words; None when nothing is."""
+    if not isinstance(labels, (list, tuple)):
+        return f"not a list but {'null' if labels is None else type(labels).__name__}"
+    if not MIN_CLASSES <= len(labels) <= MAX_CLASSES:
+        return f"{len(labels)} label{'' if len(labels) == 1 else 's'}"
+    seen = set()
+    for index, label in enumerate(labels):
+        if not isinstance(label, str):
+            return f"label {index} is not a string"
+        if not label:
+            return f"label {index} is empty"
+        if len(label) > MAX_LABEL_CHARS:
+            return f"label {index} has {len(label):,} characters"
+        if label in seen:
+            return f"{_short(label)} appears twice"
+        seen.add(label)
+    return None
 
 
 def read_declared_input(meta: Mapping[str, str], source: str) -> DeclaredInput | None:

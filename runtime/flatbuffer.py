@@ -160,7 +160,8 @@ N, SAME = "n", "same"
 _OPERATORS = {
     0: ("ADD", 11, True, (2,), 1), 2: ("CONCATENATION", 10, True, N, 1), 6: ("DEQUANTIZE", 38, False, (1,), 1),
     9: ("FULLY_CONNECTED", 8, True, (2, 3), 1), 14: ("LOGISTIC", 0, False, (1,), 1),
-    18: ("MUL", 21, True, (2,), 1), 22: ("RESHAPE", 17, False, (1, 2), 1), 28: ("TANH", 0, False, (1,), 1),
+    18: ("MUL", 21, True, (2,), 1), 22: ("RESHAPE", 17, False, (1, 2), 1), 25: ("SOFTMAX", 9, True, (1,), 1),
+    28: ("TANH", 0, False, (1,), 1),
     36: ("GATHER", 23, True, (2,), 1), 39: ("TRANSPOSE", 26, False, (2,), 1), 41: ("SUB", 28, True, (2,), 1),
     42: ("DIV", 29, True, (2,), 1), 45: ("STRIDED_SLICE", 32, True, (4,), 1), 49: ("SPLIT", 35, True, (2,), N),
     53: ("CAST", 37, False, (1,), 1), 55: ("MAXIMUM", 39, False, (2,), 1), 57: ("MINIMUM", 39, False, (2,), 1),

@@ -16,7 +16,7 @@ from sentilite.shared.errors import BackendUnavailableError, ConfigError, ModelF
 from sentilite.shared.files import confined_path, parse_json, read_file_limited, sha256_bytes
 
 from .backends import Backend, FORMAT_BACKENDS, available_backends, create_backend
-from .embedded import TFLITE_METADATA_NAME, check_labels, has_metadata, key, read_labels, read_tokenizer
+from .embedded import TFLITE_METADATA_NAME, check_labels, has_metadata, key, read_tokenizer
 from .flatbuffer import read_tflite_metadata
 from .tokenizer import OOV_ID, PAD_ID, Tokenizer, TokenizerConfig, as_text
 
@@ -41,13 +41,36 @@ class Prediction(NamedTuple):
     A text with no word the model knows still gets a label and a score, which
     say nothing about it, so ``warning`` says so: NO_TEXT (empty or white
     space only), NO_KNOWN_WORDS (no word of the vocabulary among those the
-    model reads), or None for a text the model read.
+    model reads), or None for a text the model read. ``probabilities`` are
+    predict_proba's row for the text: every label's, in the model's order.
     """
 
     label: str
-    score: float  # the probability of ``label``, 0.5 to 1
+    score: float  # the probability of ``label``: 0.5 to 1 for two labels, at least 1/N for N
     known_words: int  # words of the text the model read that are in its vocabulary
     warning: str | None
+    probabilities: tuple[float, ...] = ()  # of every label, in the order of the model's labels
+
+
+def to_probabilities(outputs: np.ndarray, classes: int) -> np.ndarray:
+    """A model's raw answer as float32 (n, N) probabilities in label order.
+
+    A file of two labels answers P(labels[1]) per row, (n,) (or (n, 1)):
+    its rows become [1 - p, p], with 1 - p computed in float32; a file of N
+    labels answers (n, N) already. For export validation and evaluation,
+    which hold raw answers of both kinds.
+    """
+    outputs = np.asarray(outputs)
+    if classes == 2 and (outputs.ndim == 1 or (outputs.ndim == 2 and outputs.shape[1] == 1)):
+        positive = outputs.reshape(-1).astype(np.float32, copy=False)
+        out = np.empty((len(positive), 2), dtype=np.float32)
+        out[:, 0] = 1.0 - positive
+        out[:, 1] = positive
+        return out
+    if outputs.ndim != 2 or outputs.shape[1] != classes:
+        raise ValueError(f"expected the answers of a model of {classes} labels, "
+                         f"{'(n,) or ' if classes == 2 else ''}(n, {classes}), got shape {outputs.shape}")
+    return outputs.astype(np.float32, copy=False)
 
 
 def check_batch_size(batch_size) -> int:
@@ -59,38 +82,57 @@ def check_batch_size(batch_size) -> int:
 
 @dataclass
 class SentimentModel:
-    """Raw text in, sentiment out. Safe to share between threads."""
+    """Raw text in, a label of the model's out. Safe to share between threads.
+
+    ``labels`` are the file's, in the order of its outputs: a model of two
+    labels answers P(labels[1]) (one output), one of N > 2 a probability per
+    label.
+    """
 
     backend: Backend
     tokenizer: Tokenizer
-    labels: tuple[str, str] = LABELS
+    labels: tuple[str, ...] = LABELS
     batch_size: int = 64
     info: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.batch_size = check_batch_size(self.batch_size)
+        self.labels = tuple(self.labels)
+        outputs = getattr(self.backend, "outputs", 1)  # a stand-in for a Backend may not say: one output
+        if outputs != (1 if len(self.labels) == 2 else len(self.labels)):
+            raise ConfigError(f"{len(self.labels)} labels for a file of "
+                              f"{'one output (two labels)' if outputs == 1 else f'{outputs} labels'}")
 
     def predict_ids(self, ids: np.ndarray) -> np.ndarray:
-        """P(positive) for padded ids (n, maxlen), in batches."""
+        """The raw answers for padded ids (n, maxlen), in batches: as ``Backend.run`` gives them.
+
+        float32 (n,) P(labels[1]) for a model of two labels, (n, N)
+        probabilities in label order for N > 2; ``to_probabilities`` makes
+        (n, N) of either.
+        """
         ids = np.asarray(ids, dtype=np.int32)
         if ids.ndim != 2 or ids.shape[1] != self.tokenizer.config.maxlen:
             raise ValueError(f"ids must have shape (n, {self.tokenizer.config.maxlen}), got {ids.shape}")
         return run_batches(self.backend, ids, self.batch_size)
 
     def predict_proba(self, texts: Iterable) -> np.ndarray:
-        """(n, 2): P(negative), P(positive), in input order."""
-        positive = self._positive(texts)
-        if len(positive) == 1:  # one text, the usual call on a device: Python floats, cheaper than numpy's scalars
-            p = float(positive[0])
+        """float32 (n, N): the probability of each label, in label order, in input order.
+
+        Two labels: P(negative), P(positive) (the labels' order), 1 - p and p.
+        """
+        outputs = self._outputs(texts)
+        if outputs.ndim == 1 and len(outputs) == 1:  # one text, two labels, the usual call on a device:
+            p = float(outputs[0])  # Python floats, cheaper than numpy's scalars
             # 1 - p in float64 rounded to float32 is exactly float32's 1 - p: one operation, 53 >= 2 x 24 + 2 bits
             return np.array([[1.0 - p, p]], dtype=np.float32)
-        out = np.empty((len(positive), 2), dtype=np.float32)
-        out[:, 0] = 1.0 - positive
-        out[:, 1] = positive
-        return out
+        return to_probabilities(outputs, len(self.labels))
 
     def predict(self, texts: Iterable) -> list[str]:
-        return [self.labels[int(p >= 0.5)] for p in self._positive(texts)]
+        """The label of each text: p >= 0.5 picks labels[1] for two labels, the most probable one for N."""
+        outputs = self._outputs(texts)
+        if outputs.ndim == 1:
+            return [self.labels[int(p >= 0.5)] for p in outputs]
+        return [self.labels[k] for k in np.argmax(outputs, axis=1).tolist()]
 
     def iter_predict(self, texts: Iterable) -> Iterator[tuple[str, float]]:
         """(label, score of that label) per text, streaming: holds one batch at a time."""
@@ -123,10 +165,18 @@ class SentimentModel:
     def _predictions(self, batch: list[str]) -> Iterator[Prediction]:
         ids = self.tokenizer.encode_batch(batch)
         known = np.count_nonzero(ids > OOV_ID, axis=1).tolist()  # ids 0 and 1 are padding and out-of-vocabulary
-        for text, p, words in zip(batch, self.predict_ids(ids), known):
-            positive = bool(p >= 0.5)
+        outputs = self.predict_ids(ids)
+        for text, p, words in zip(batch, outputs, known):
             warning = None if words else NO_TEXT if not text.strip() else NO_KNOWN_WORDS
-            yield Prediction(self.labels[int(positive)], float(p if positive else 1.0 - p), words, warning)
+            if outputs.ndim == 1:
+                positive = bool(p >= 0.5)
+                negative = float(1.0 - p)  # float32's 1 - p, as predict_proba gives it
+                yield Prediction(self.labels[int(positive)], float(p) if positive else negative, words, warning,
+                                 (negative, float(p)))
+            else:
+                probabilities = tuple(p.tolist())
+                top = int(p.argmax())
+                yield Prediction(self.labels[top], probabilities[top], words, warning, probabilities)
 
     def encode_one(self, text) -> np.ndarray:
         """The (1, width) int32 row this model's file reads for one text.
@@ -141,7 +191,8 @@ class SentimentModel:
             return cut_row(self.tokenizer.encode(text), self.tokenizer.config)
         return self.tokenizer.encode_batch([text])
 
-    def _positive(self, texts) -> np.ndarray:
+    def _outputs(self, texts) -> np.ndarray:
+        """The raw answers for texts, as ``predict_ids`` gives them; one text from its cut row."""
         if isinstance(texts, (str, bytes)):
             raise TypeError("expected a list of texts, got a single text; wrap it in a list")
         if isinstance(texts, (list, tuple)) and len(texts) == 1:
@@ -187,7 +238,7 @@ def cut_row(ids: Sequence[int], config: TokenizerConfig) -> np.ndarray:
 
 
 def run_batches(backend: Backend, ids: np.ndarray, batch_size: int, cut: bool = True) -> np.ndarray:
-    """P(positive) for padded ids (n, maxlen), batch by batch, in input order.
+    """``backend.run`` for padded ids (n, maxlen), batch by batch, in input order: (n,) or (n, N).
 
     On a variable-length backend each row is cut to its length, rounded up
     to a multiple of LENGTH_BUCKET, and rows of the same width share batches.
@@ -197,7 +248,8 @@ def run_batches(backend: Backend, ids: np.ndarray, batch_size: int, cut: bool = 
     """
     check_batch_size(batch_size)
     n = len(ids)
-    out = np.empty(n, dtype=np.float32)
+    outputs = getattr(backend, "outputs", 1)  # a stand-in for a Backend may not say: one output
+    out = np.empty(n if outputs == 1 else (n, outputs), dtype=np.float32)
     if not (cut and backend.variable_length):
         for start in range(0, n, batch_size):
             out[start: start + batch_size] = backend.run(ids[start: start + batch_size])
@@ -282,7 +334,7 @@ def _load_file(path: Path, format, backend, batch_size, num_threads) -> Sentimen
         raise ModelFileError(mediapipe_file_message(path))
     engine = create_backend(fmt, content, str(path), backend, num_threads)
     tokenizer, _ = read_tokenizer(engine.metadata, str(path))
-    labels = read_labels(engine.metadata, str(path))
+    labels = engine.labels  # read and checked with the file's metadata; a file has metadata once its tokenizer is read
     _check_consistent(engine, tokenizer, str(path))
     info = {"file": str(path), "format": fmt, "backend": engine.name,
             "cell": engine.metadata.get(key("cell")), "precision": engine.metadata.get(key("precision"))}
@@ -448,9 +500,22 @@ def _load_package(folder: Path, format, precision, backend, batch_size, num_thre
         if embedded_sha != tok_entry.get("sha256"):
             raise ModelFileError(f"{file}: its embedded tokenizer differs from {tok_path}")
     _check_consistent(engine, tokenizer, str(file))
+    labels = tuple(manifest["labels"])
+    _check_package_labels(engine, labels, str(file), str(folder / MANIFEST_FILE))
     info = {"file": str(file), "format": artifact["format"], "precision": artifact["precision"],
             "backend": engine.name, "cell": manifest.get("cell"), "package": str(folder)}
-    return SentimentModel(engine, tokenizer, tuple(manifest["labels"]), batch_size, info)
+    return SentimentModel(engine, tokenizer, labels, batch_size, info)
+
+
+def _check_package_labels(engine: Backend, labels: tuple[str, ...], source: str, manifest_source: str) -> None:
+    """The manifest's labels are the file's: the same names where the file carries them, else two."""
+    if engine.labels is not None:
+        if engine.labels != labels:
+            raise ModelFileError(f"{source}: its labels {list(engine.labels)!r:.120} differ from the labels of "
+                                 f"{manifest_source} {list(labels)!r:.120}")
+    elif len(labels) != 2:
+        raise ModelFileError(f"{manifest_source}: {len(labels)} labels for {source}, a file of one output "
+                             f"(two labels) without sentilite metadata")
 
 
 def _check_consistent(engine: Backend, tokenizer: Tokenizer, source: str) -> None:
@@ -473,4 +538,4 @@ def _read(path: Path, missing: str | None = None, limit: int = MAX_MODEL_BYTES) 
 
 
 __all__ = ["NO_KNOWN_WORDS", "NO_TEXT", "Prediction", "SentimentModel", "load", "read_manifest",
-           "BackendUnavailableError"]
+           "to_probabilities", "BackendUnavailableError"]

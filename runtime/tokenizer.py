@@ -50,6 +50,34 @@ _ASCII_KEEP = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'"
 _ASCII_TO_SPACE = bytes(c if c in _ASCII_KEEP else 0x20 for c in range(256))
 _ASCII_LONE_APOSTROPHE = re.compile(r"'(?:(?<![A-Za-z0-9]')|(?![A-Za-z0-9]))")
 
+# The rules for characters that are words of their own (TokenizerConfig.character_words). "cjk": each
+# character of the scripts written without spaces between words (Han, Hiragana, Katakana) is a word, so a
+# Chinese or Japanese sentence is its characters, whose bigrams and trigrams the n-gram branch reads,
+# with no segmenter to install.
+CHARACTER_WORDS = ("none", "cjk")
+# The characters "cjk" makes words, as inclusive code point ranges: the letters and digits ([^\W_]) of Python
+# 3.11's Unicode 14.0 whose names start "CJK UNIFIED IDEOGRAPH", "CJK COMPATIBILITY IDEOGRAPH", "HIRAGANA",
+# "KATAKANA", "HALFWIDTH KATAKANA", "HENTAIGANA" or "VERTICAL KANA REPEAT", and the ideographic iteration
+# marks, closing mark and number zero (々〆〇〻, U+16FE3). Fixed here, as part of the rule, so a newer Unicode
+# does not change the ids of a saved model; tests/test_tokenizer.py derives them again from unicodedata.
+# Punctuation of these scripts (。、・「」) is not among them: it still separates words.
+CJK_CHARACTER_RANGES = (
+    (0x3005, 0x3007), (0x3031, 0x3035), (0x303B, 0x303B), (0x3041, 0x3096), (0x309D, 0x309F),
+    (0x30A1, 0x30FA), (0x30FC, 0x30FF), (0x31F0, 0x31FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF),
+    (0xF900, 0xFA6D), (0xFA70, 0xFAD9), (0xFF66, 0xFF9F), (0x16FE3, 0x16FE3), (0x1AFF0, 0x1AFF3),
+    (0x1AFF5, 0x1AFFB), (0x1AFFD, 0x1AFFE), (0x1B000, 0x1B122), (0x1B150, 0x1B152), (0x1B164, 0x1B167),
+    (0x20000, 0x2A6DF), (0x2A700, 0x2B738), (0x2B740, 0x2B81D), (0x2B820, 0x2CEA1), (0x2CEB0, 0x2EBE0),
+    (0x2F800, 0x2FA1D), (0x30000, 0x3134A),
+)
+_CJK = "".join(f"\\U{start:08X}-\\U{end:08X}" for start, end in CJK_CHARACTER_RANGES)
+# WORD, with each of those characters a word alone: it matches one of them, or a run of the other letters
+# and digits with inner apostrophes ([^\W_X] is [^\W_] less X). An apostrophe between such a character and
+# a letter separates them, as punctuation does.
+CJK_WORD = re.compile(f"[{_CJK}]|[^\\W_{_CJK}]+(?:'[^\\W_{_CJK}]+)*")
+# Text without a character from U+3005 on has none of them and takes WORD: a search for one range is a
+# fraction of the time CJK_WORD takes on, say, French, where every letter is tested against every range.
+_FROM_FIRST_CJK = re.compile(f"[\\U{CJK_CHARACTER_RANGES[0][0]:08X}-\\U0010FFFF]")
+
 
 @dataclass(frozen=True)
 class TokenizerConfig:
@@ -70,6 +98,9 @@ class TokenizerConfig:
     # before tokenizing, so a multi-megabyte input costs bounded time. At
     # ~6 characters a word it keeps far more than ``maxlen`` words.
     max_chars: int = 100_000
+    # Which characters are words of their own (CHARACTER_WORDS): "none", or "cjk" for Han, Hiragana and
+    # Katakana. Letters of other scripts are read as "none" reads them under either rule.
+    character_words: str = "none"
 
     def __post_init__(self) -> None:
         check_int("TokenizerConfig", "vocab_size", self.vocab_size, 3)
@@ -86,9 +117,23 @@ class TokenizerConfig:
         for name in ("lowercase", "strip_html_breaks"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"TokenizerConfig.{name} must be true or false")
+        if self.character_words not in CHARACTER_WORDS:
+            raise ConfigError(
+                f"TokenizerConfig.character_words must be one of {CHARACTER_WORDS}, got {self.character_words!r}"
+            )
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The settings as JSON; character_words only when it is not "none".
+
+        A tokenizer.json of the default rule is then byte for byte what
+        earlier releases wrote (model files embed its sha256), and still
+        loads in them; one they cannot read as written ("cjk") names the
+        setting in their refusal instead of giving other ids.
+        """
+        data = dataclasses.asdict(self)
+        if self.character_words == "none":
+            del data["character_words"]
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping, source: str = "config") -> "TokenizerConfig":
@@ -125,9 +170,14 @@ def normalize_text(text: str, config: TokenizerConfig) -> str:
     return text
 
 
-def find_words(normalized: str) -> list[str]:
-    """``WORD.findall``, with a fast path for ASCII text that gives the same words."""
+def find_words(normalized: str, character_words: str = "none") -> list[str]:
+    """``WORD.findall`` (``CJK_WORD.findall`` under "cjk"), with a fast path for ASCII text that gives the same words.
+
+    ASCII text holds no character of the "cjk" rule, so both rules take the fast path for it.
+    """
     if not normalized.isascii():
+        if character_words == "cjk" and _FROM_FIRST_CJK.search(normalized):
+            return CJK_WORD.findall(normalized)
         return WORD.findall(normalized)
     spaced = normalized.encode("ascii").translate(_ASCII_TO_SPACE).decode("ascii")
     if "'" in spaced:
@@ -137,7 +187,7 @@ def find_words(normalized: str) -> list[str]:
 
 def split_words(text: str, config: TokenizerConfig) -> list[str]:
     """The words of one text, after normalization; vocabulary building uses this too."""
-    return find_words(normalize_text(text, config))
+    return find_words(normalize_text(text, config), config.character_words)
 
 
 def pad_ids(

@@ -16,3 +16,7 @@ class JobChangedError(SentiliteError, RuntimeError):
 
 class ScoreWorkerError(SentiliteError, RuntimeError):
     """A worker process failed or died; finished parts are kept and a rerun does the rest."""
+
+
+class LabelColumnError(SentiliteError, ValueError):
+    """Two of the model's labels would get the same probability column (``p_<label>``)."""

@@ -17,6 +17,7 @@ from sentilite.shared.errors import ModelFileError
 from sentilite.shared.files import atomic_write_json, parse_json, sha256_file
 
 from .errors import JobChangedError, ScoreOutputError
+from .outputs import AnswerColumns
 
 JOB_FILE = "_sentilite_job.json"
 SUMMARY_FILE = "_sentilite_summary.json"
@@ -35,7 +36,15 @@ class ModelSpec:
     precision: str | None
     backend: str
     sha256: str
-    labels: tuple[str, str]
+    labels: tuple[str, ...]  # the model's labels, in the order of its probabilities
+
+    def __post_init__(self) -> None:
+        AnswerColumns.for_labels(self.labels, self.file)  # two labels of one column name: refused before any work
+
+    @property
+    def columns(self) -> AnswerColumns:
+        """The output's answer columns for these labels (refused when two labels get one column name)."""
+        return AnswerColumns.for_labels(self.labels, self.file)
 
     @property
     def is_package(self) -> bool:

@@ -25,7 +25,7 @@ from sentilite.shared.files import atomic_write_json, parse_json
 from .errors import ScoreOutputError, ScoreWorkerError
 from .inputs import InputFiles, count_rows, fingerprint, read_chunks
 from .job import SUCCESS_FILE, SUMMARY_FILE, ModelSpec, OutputFolder, Settings, job_record
-from .outputs import PartWriter, part_stats
+from .outputs import PartCounts, PartWriter, part_counts, summary_counts
 from .records import Rows, rows_from_cells, rows_from_json_lines, rows_from_lines, score_rows
 
 log = logging.getLogger("sentilite.score")
@@ -54,10 +54,9 @@ def parse_task(task: Task, text_column: str, id_column: str | None) -> Rows:
     return rows_from_cells(texts, ids)
 
 
-def score_task(model, writer: PartWriter, task: Task, text_column: str, id_column: str | None) -> dict:
+def score_task(model, writer: PartWriter, task: Task, text_column: str, id_column: str | None) -> PartCounts:
     rows = parse_task(task, text_column, id_column)
-    labels, positive = score_rows(model, rows)
-    return writer.write(task.name, rows.ids, task.source, labels, positive, rows.errors)
+    return writer.write(task.name, rows.ids, task.source, score_rows(model, rows), rows.errors)
 
 
 def cpu_seconds() -> float:
@@ -217,8 +216,7 @@ def run_local(inputs: InputFiles, settings: Settings, spec: ModelSpec, model, ou
     from tqdm import tqdm
 
     started, cpu_started = time.perf_counter(), cpu_seconds()
-    writer = PartWriter(str(out), settings.output_format, id_type, spec.sha256, Path(spec.file).name,
-                        spec.labels[1])
+    writer = PartWriter(str(out), settings.output_format, id_type, spec.sha256, Path(spec.file).name, spec.columns)
     record = job_record(settings, [fingerprint(p) for p in inputs.files], spec)
     folder = OutputFolder(out)
     pool = None
@@ -234,12 +232,12 @@ def run_local(inputs: InputFiles, settings: Settings, spec: ModelSpec, model, ou
             log.info("%s: resuming, %d parts already written", out, len(existing))
         log.info("scoring %d %s file(s) with %s (sha256 %s) on %d %s", len(inputs.files), inputs.format,
                  Path(spec.file).name, spec.sha256[:12], workers, "process" if workers == 1 else "worker processes")
-        stats: dict[str, dict] = {}
+        stats: dict[str, PartCounts] = {}
         skipped: list[str] = []
         scored_rows = 0
         bar = None
 
-        def on_done(name: str, count: int, part: dict) -> None:
+        def on_done(name: str, count: int, part: PartCounts) -> None:
             nonlocal scored_rows
             stats[name] = part
             scored_rows += count
@@ -278,15 +276,15 @@ def run_local(inputs: InputFiles, settings: Settings, spec: ModelSpec, model, ou
             if bar is not None:
                 bar.close()
         for name in skipped:
-            stats[name] = part_stats(out / name, spec.labels[1])
+            stats[name] = part_counts(out / name, spec.columns)
         seconds = time.perf_counter() - started
-        rows = sum(s["rows"] for s in stats.values())
-        errors = sum(s["errors"] for s in stats.values())
-        positive = sum(s["positive"] for s in stats.values())
+        rows = sum(s.rows for s in stats.values())
+        errors = sum(s.errors for s in stats.values())
+        label_counts = [sum(s.label_counts[i] for s in stats.values()) for i in range(len(spec.labels))]
         summary = {
             "out": str(out), "engine": "local", "workers": workers, "format": settings.output_format,
-            "rows": rows, "scored": rows - errors, "errors": errors, "positive": positive,
-            "negative": rows - errors - positive, "parts": len(stats), "parts_written": len(stats) - len(skipped),
+            **summary_counts(spec.columns, rows, errors, label_counts),
+            "parts": len(stats), "parts_written": len(stats) - len(skipped),
             "parts_resumed": len(skipped), "seconds": round(seconds, 3),
             "rows_per_s": round(scored_rows / seconds, 1) if seconds > 0 else None,
             "model": spec.describe(),

@@ -16,8 +16,9 @@ import numpy as np
 
 # Missing, null, empty or only white space: the model has nothing to read (the runtime's own word for it).
 from sentilite.runtime.model import NO_TEXT
+from sentilite.shared.errors import ModelFileError
 
-# Error values a row can carry; its label and P(positive) are then null.
+# Error values a row can carry; its label and probabilities are then null.
 NOT_TEXT = "not text: {}"  # a number, an object, ...: named the JSON way in every engine
 # How many texts are tokenized and run at once: big enough to group rows of one length bucket,
 # small enough that the padded ids (rows x maxlen int32) stay a few MB.
@@ -123,17 +124,48 @@ def rows_from_cells(texts: Sequence, ids: Sequence) -> Rows:
     return Rows(list(ids), [t for t, _ in checked], [e for _, e in checked])
 
 
-def score_rows(model, rows: Rows) -> tuple[list, np.ndarray]:
-    """(labels, P(positive)) per row; None and NaN where the row has an error."""
+@dataclass(frozen=True)
+class Answers:
+    """The model's answer for each row of a chunk; a row with an error has no label and NaN probabilities."""
+
+    labels: list  # the chosen label's name per row, None where the row has an error
+    probabilities: np.ndarray  # (rows, N) float64, in the model's label order
+
+    @property
+    def scores(self) -> np.ndarray:
+        """The probability of each row's chosen label (NaN for a row with an error)."""
+        scores = np.full(len(self.probabilities), np.nan)
+        answered = ~np.isnan(self.probabilities[:, 0])
+        scores[answered] = self.probabilities[answered].max(axis=1)  # the chosen label is a most probable one
+        return scores
+
+
+def top_label(probabilities: np.ndarray) -> np.ndarray:
+    """The chosen label's index per row, as the runtime chooses it.
+
+    Two labels: labels[1] when its probability is at least 0.5 (a tie goes to
+    labels[1], as ``SentimentModel.predict`` has always said); more: the most
+    probable label, the first in label order on a tie.
+    """
+    if probabilities.shape[1] == 2:
+        return (probabilities[:, 1] >= 0.5).astype(np.intp)
+    return np.argmax(probabilities, axis=1)
+
+
+def score_rows(model, rows: Rows) -> Answers:
+    """Each row's label and probabilities, from ``model.predict_proba`` ((n, N) in ``model.labels`` order)."""
     n = len(rows)
-    positive = np.full(n, np.nan, dtype=np.float64)
+    classes = len(model.labels)
+    probabilities = np.full((n, classes), np.nan, dtype=np.float64)
     labels: list = [None] * n
     valid = [i for i, text in enumerate(rows.texts) if text is not None]
     for start in range(0, len(valid), SCORE_GROUP):
         group = valid[start: start + SCORE_GROUP]
-        p = model.predict_proba([rows.texts[i] for i in group])[:, 1]
-        for i, value in zip(group, p):
-            value = float(value)
-            positive[i] = value
-            labels[i] = model.labels[int(value >= 0.5)]
-    return labels, positive
+        answer = np.asarray(model.predict_proba([rows.texts[i] for i in group]))
+        if answer.shape != (len(group), classes):  # the runtime checks a file's outputs against its labels
+            raise ModelFileError(f"{getattr(model, 'info', {}).get('file', 'the model')}: answered probabilities "
+                                 f"of shape {answer.shape} for {len(group)} texts and {classes} labels")
+        probabilities[group] = answer
+        for i, index in zip(group, top_label(answer).tolist()):
+            labels[i] = model.labels[index]
+    return Answers(labels, probabilities)

@@ -1,7 +1,7 @@
 """Scoring on Apache Spark: `sentilite score --engine spark` and `sentiment_udf` for your own Spark code.
 
 The model file is checked on the driver, copied into a folder named by its
-sha256 and shipped with ``SparkContext.addFile``; each Python worker loads
+sha256 and name and shipped with ``SparkContext.addFile``; each Python worker loads
 it once (a module-level cache that outlives tasks, as Spark reuses its
 Python workers) and checks its sha256 first. Rows are parsed and scored by
 the same functions as on one machine (``sentilite.score.records``), so a
@@ -14,6 +14,7 @@ whose input, model or settings changed is refused, as on one machine.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -33,11 +34,11 @@ from sentilite.shared.files import confined_path, parse_json, sha256_file
 from .errors import ScoreInputError, ScoreOutputError
 from .inputs import check_parquet_id_type, exists_here, fingerprint, format_of, is_remote, resolve_inputs
 from .job import JOB_FILE, SUCCESS_FILE, SUMMARY_FILE, ModelSpec, Settings, check_restart, job_record, resolve_model
-from .outputs import SHA_KEY
+from .outputs import SHA_KEY, AnswerColumns, summary_counts
 from .records import is_blank, rows_from_cells, rows_from_json_lines, rows_from_lines, score_rows
 
 log = logging.getLogger("sentilite.score")
-UDF_SCHEMA = "label string, p_positive double, error string"
+UDF_SCHEMA = "label string, p_positive double, error string"  # a binary sentiment model's; see udf_schema
 SPARK_TEMP = "_temporary"  # what a killed Spark write leaves in its output folder
 # Loaded models, one per model sha256 in each Python worker: Spark reuses a worker across tasks
 # (spark.python.worker.reuse, on by default), so a model is read once per worker, not per task.
@@ -69,10 +70,13 @@ class ShippedModel:
 
 
 def ship_model(spark, spec: ModelSpec) -> ShippedModel:
-    """Copy the model file (with its package's manifest and tokenizer) to a folder named by its sha256
+    """Copy the model file (with its package's manifest and tokenizer) to a folder named by what it holds
     and add it to the Spark job. The folder's path is the same on every call, as Spark refuses one name
-    for two paths; a second call with the same model re-adds nothing."""
-    name = f"sentilite-model-{spec.sha256[:16]}"
+    for two paths; a second call with the same model re-adds nothing. The name covers the file's sha256,
+    its name and whether a package comes with it: the same bytes under another name, or alone where a
+    package was shipped before, get a folder of their own."""
+    shipped = f"{spec.sha256}\0{Path(spec.file).name}\0{'package' if spec.is_package else 'file'}"
+    name = f"sentilite-model-{hashlib.sha256(shipped.encode()).hexdigest()[:16]}"
     staging = Path(tempfile.gettempdir()) / f"sentilite-spark-{os.getuid()}" / name
     if not staging.is_dir():
         staging.parent.mkdir(parents=True, exist_ok=True)
@@ -93,14 +97,38 @@ def ship_model(spark, spec: ModelSpec) -> ShippedModel:
     return ShippedModel(name, "." if spec.is_package else Path(spec.file).name, spec)
 
 
+def answer_fields(columns: AnswerColumns) -> str:
+    """The answer's fields in Spark's DDL: the label, then its float columns (names quoted, as labels may be)."""
+    return ", ".join(["label string"] + [f"`{name}` double" for name in columns.number_columns])
+
+
+def udf_schema(columns: AnswerColumns) -> str:
+    """The struct ``sentiment_udf`` returns: UDF_SCHEMA for a binary sentiment model."""
+    if columns.sentiment:
+        return UDF_SCHEMA
+    return f"{answer_fields(columns)}, error string"
+
+
+def answer_frame(columns: AnswerColumns, answers, errors: list) -> dict:
+    """The answer columns of a pandas batch: nullable strings and floats, as Spark's Arrow reader takes them."""
+    frame = {"label": pd.array(answers.labels, dtype="string")}
+    for name, values in zip(columns.number_columns, columns.numbers(answers)):
+        frame[name] = pd.array([None if v != v else v for v in values.tolist()], dtype="Float64")
+    frame["error"] = pd.array(errors, dtype="string")
+    return frame
+
+
 def sentiment_udf(model_path: str, *, format: str | None = None, precision: str | None = None,
                   backend: str | None = None, spark=None):
-    """A pandas UDF that adds sentiment inside your own Spark code.
+    """A pandas UDF that adds the model's answer inside your own Spark code.
 
     ``df.withColumn("sentiment", sentiment_udf("/models/gru")("review"))``
-    gives a struct column ``sentiment`` with ``label``, ``p_positive`` and
-    ``error`` (label and p_positive are null, and error says why, for a row
-    whose text is missing or not text). ``model_path`` is read on the driver.
+    gives a struct column ``sentiment``: ``label``, ``p_positive`` and
+    ``error`` for a binary sentiment model; ``label``, ``score`` (the
+    probability of that label), one ``p_<label>`` per label and ``error``
+    for any other (``outputs.AnswerColumns``). The answer is null, and error
+    says why, for a row whose text is missing or not text. ``model_path`` is
+    read on the driver.
     """
     from pyspark.sql import SparkSession
     from pyspark.sql.functions import pandas_udf
@@ -110,12 +138,16 @@ def sentiment_udf(model_path: str, *, format: str | None = None, precision: str 
         raise ScoreInputError("sentiment_udf needs a running SparkSession; create one first")
     spec, _ = resolve_model(model_path, format, precision, backend)
     shipped = ship_model(spark, spec)
+    columns = spec.columns
 
-    @pandas_udf(UDF_SCHEMA)
+    @pandas_udf(udf_schema(columns))
     def sentiment(texts: pd.Series) -> pd.DataFrame:
         rows = rows_from_cells(texts.tolist(), [None] * len(texts))
-        labels, positive = score_rows(shipped.load(), rows)
-        return pd.DataFrame({"label": labels, "p_positive": positive, "error": rows.errors})
+        answers = score_rows(shipped.load(), rows)
+        if columns.sentiment:  # as sentiment_udf has always answered
+            return pd.DataFrame({"label": answers.labels, "p_positive": columns.numbers(answers)[0],
+                                 "error": rows.errors})
+        return pd.DataFrame(answer_frame(columns, answers, rows.errors))
 
     return sentiment
 
@@ -263,6 +295,8 @@ def split_offsets(df) -> dict:
 def score_partitions(shipped: ShippedModel, fmt: str, text_column: str, id_column: str | None, id_type: str,
                      offsets: dict):
     """The mapInPandas function: raw rows of one partition in, scored rows out."""
+    columns = shipped.spec.columns
+
     def score_partition(batches):
         model = shipped.load()
         seen: dict = {}
@@ -288,13 +322,10 @@ def score_partitions(shipped: ShippedModel, fmt: str, text_column: str, id_colum
                 if id_column and fmt == "csv":
                     ids = [v or None for v in ids]
                 rows = rows_from_cells(values, ids)
-            labels, positive = score_rows(model, rows)
             yield pd.DataFrame({
                 "id": pd.array(rows.ids, dtype="Int64" if id_type == "int64" else "string"),
                 "source": [local_name(p) for p in paths],
-                "label": pd.array(labels, dtype="string"),
-                "p_positive": pd.array([None if v != v else v for v in positive], dtype="Float64"),
-                "error": pd.array(rows.errors, dtype="string"),
+                **answer_frame(columns, score_rows(model, rows), rows.errors),
             })
 
     return score_partition
@@ -340,8 +371,9 @@ def run_spark(input: str, spec: ModelSpec, out: str, *, text_column: str, id_col
         counting_started = time.perf_counter()
         offsets = split_offsets(df) if fmt != "parquet" else {}
         counting = time.perf_counter() - counting_started
-        schema = (f"id {'bigint' if id_type == 'int64' else 'string'}, source string, label string, "
-                  f"p_positive double, error string")
+        columns = spec.columns
+        schema = (f"id {'bigint' if id_type == 'int64' else 'string'}, source string, {answer_fields(columns)}, "
+                  f"error string")
         scored = df.mapInPandas(score_partitions(shipped, fmt, text_column, id_column, id_type, offsets), schema)
         scored = scored.withColumn("label", F.col("label").alias("label", metadata={SHA_KEY: spec.sha256}))
         log.info("scoring %s with %s (sha256 %s) on Spark %s", input, Path(spec.file).name, spec.sha256[:12],
@@ -350,15 +382,15 @@ def run_spark(input: str, spec: ModelSpec, out: str, *, text_column: str, id_col
         scored.write.mode("append").parquet(out)
         scoring = time.perf_counter() - scoring_started
         written = session.read.parquet(out)
-        counts = written.agg(F.count(F.lit(1)).alias("rows"),
-                             F.count("error").alias("errors"),
-                             F.sum((F.col("label") == spec.labels[1]).cast("long")).alias("positive")).first()
-        rows, errors, positive = counts["rows"], counts["errors"], counts["positive"] or 0
+        counts = written.agg(F.count(F.lit(1)).alias("rows"), F.count("error").alias("errors"),
+                             *[F.sum((F.col("label") == label).cast("long")).alias(f"label_{i}")
+                               for i, label in enumerate(spec.labels)]).first()
+        rows, errors = counts["rows"], counts["errors"]
+        label_counts = [counts[f"label_{i}"] or 0 for i in range(len(spec.labels))]
         seconds = time.perf_counter() - started
         summary = {
             "out": out, "engine": "spark", "master": session.sparkContext.master, "format": "parquet",
-            "rows": rows, "scored": rows - errors, "errors": errors, "positive": positive,
-            "negative": rows - errors - positive,
+            **summary_counts(columns, rows, errors, label_counts),
             "parts": sum(1 for n in folder.names() if n.startswith("part-")),
             "seconds": round(seconds, 3), "seconds_startup": round(startup, 3),
             "seconds_counting_lines": round(counting, 3), "seconds_scoring": round(scoring, 3),

@@ -23,6 +23,7 @@ from pathlib import Path
 from sentilite.shared.files import atomic_write_json, atomic_write_text
 
 from .job import available_cores
+from .outputs import PROBABILITY_PREFIX
 
 RUN_NAMES = ("one-process", "all-cores", "spark")
 
@@ -129,17 +130,19 @@ def timed_score(args: list[str]) -> dict:
 
 
 def compare_outputs(reference: Path, other: Path) -> dict:
-    """Rows, same labels and the largest P(positive) difference between two outputs, matched by id."""
+    """Rows, same labels and the largest difference of any probability column between two outputs, matched by id."""
     import pyarrow.dataset as ds
 
     def read(path):
-        table = ds.dataset(str(path), format="parquet").to_table(columns=["id", "label", "p_positive"])
-        return dict(zip(table.column("id").to_pylist(), zip(table.column("label").to_pylist(),
-                                                           table.column("p_positive").to_pylist())))
+        dataset = ds.dataset(str(path), format="parquet")
+        probabilities = [name for name in dataset.schema.names if name.startswith(PROBABILITY_PREFIX)]
+        table = dataset.to_table(columns=["id", "label", *probabilities])
+        values = zip(*(table.column(name).to_pylist() for name in probabilities))
+        return dict(zip(table.column("id").to_pylist(), zip(table.column("label").to_pylist(), values)))
 
     a, b = read(reference), read(other)
     same_ids = a.keys() == b.keys()
-    diffs = [abs(a[k][1] - b[k][1]) for k in a if k in b and a[k][1] is not None]
+    diffs = [abs(x - y) for k in a if k in b and a[k][0] is not None for x, y in zip(a[k][1], b[k][1])]
     return {"rows": len(b), "same_ids": same_ids, "same_labels": same_ids and all(a[k][0] == b[k][0] for k in a),
             "max_abs_diff": max(diffs) if diffs else 0.0}
 

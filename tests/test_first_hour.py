@@ -138,8 +138,10 @@ def test_each_piped_line_is_answered_before_the_next_is_written(npz_file):
         assert proc.stdout.read() == b""
     finally:
         proc.kill()
-    expected = [dict(zip(("label", "score"), (label, round(score, 6))))
-                for label, score in load(npz_file).iter_predict(["w1 w2 w3", "", "w7 w8"])]
+    model = load(npz_file)
+    expected = [{"label": p.label, "score": round(p.score, 6),
+                 "probabilities": dict(zip(model.labels, (round(x, 6) for x in p.probabilities)))}
+                for p in model.iter_predictions(["w1 w2 w3", "", "w7 w8"])]
     expected[1]["warning"] = NO_TEXT
     assert answers == expected
 
@@ -241,7 +243,7 @@ def test_predict_says_no_text_as_score_does(npz_file):
     assert result.returncode == 0, result.stderr
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r.get("warning") for r in rows] == ["no text", "no known words", None]
-    assert all(set(r) - {"warning"} == {"label", "score"} for r in rows)
+    assert all(set(r) - {"warning"} == {"label", "score", "probabilities"} for r in rows)
 
 
 # -- the MediaPipe file -------------------------------------------------------------------------------------
@@ -463,7 +465,8 @@ def test_predict_help_shows_defaults_and_the_output():
     result = run_cli("predict", "--help")
     assert result.returncode == 0
     text = " ".join(result.stdout.split())
-    for expected in ("(default: 64)", '{"label": "positive", "score": 0.93}', "label the model's label",
+    for expected in ("(default: 64)", '{"label": "positive", "score": 0.93, "probabilities": {"negative": 0.07, '
+                     '"positive": 0.93}}', "label the model's label",
                      "score the probability of that label, 0.5 to 1", 'warning only where the answer read nothing',
                      '"no text"', '"no known words"', "goes to standard error", "--quiet", "model.int8.tflite"):
         assert expected in text, expected

@@ -484,21 +484,37 @@ def test_manifest_artifact_entries_are_checked_when_read(package, change, messag
 
 
 # -- labels and the input entry, at load time ------------------------------------------------------
-BAD_LABELS = [["only one"], ["same", "same"], ["", "positive"], ["x" * 101, "y"], [1, 2], "negative,positive",
-              None, ["a", "b", "c"]]
+BAD_LABELS = [(["only one"], "1 label"), (["same", "same"], "'same' appears twice"),
+              (["", "positive"], "label 0 is empty"),
+              (["x" * 101, "y"], "label 0 has 101 characters"), ([1, 2], "label 0 is not a string"),
+              ("negative,positive", "not a list but str"), (None, "not a list but null"),
+              ([f"c{i}" for i in range(51)], "51 labels"), (["a", "b", ["c"]], "label 2 is not a string")]
+LABELS_RULE = "labels must be 2 to 50 distinct non-empty strings of at most 100 characters"
 
 
-@pytest.mark.parametrize("labels", BAD_LABELS)
-def test_bad_labels_in_the_manifest_are_refused_at_load(package, labels):
+@pytest.mark.parametrize("labels, reason", BAD_LABELS)
+def test_bad_labels_in_the_manifest_are_refused_at_load(package, labels, reason):
     write_manifest(package, [("model.fp32.npz", "numpy", "fp32")], labels=labels)
-    with pytest.raises(ModelFileError, match="labels must be two distinct non-empty strings|missing 'labels'"):
+    with pytest.raises(ModelFileError, match=rf"manifest.json: labels: {LABELS_RULE} \({reason}\), got "):
         load(package)
 
 
-@pytest.mark.parametrize("labels", BAD_LABELS)
-def test_bad_labels_in_a_single_file_are_refused_at_load(tmp_path, labels):
+@pytest.mark.parametrize("labels, reason", BAD_LABELS)
+def test_bad_labels_in_a_single_file_are_refused_at_load(tmp_path, labels, reason):
     path = write_npz(tmp_path / "m.npz", _metadata("numpy", labels=json.dumps(labels)))
-    with pytest.raises(ModelFileError, match="metadata sentilite.labels: labels must be two distinct"):
+    with pytest.raises(ModelFileError, match=rf"metadata sentilite.labels: {LABELS_RULE} \({reason}\), got "):
+        load(path)
+
+
+def test_labels_that_are_not_the_files_are_refused_at_load(package, tmp_path):
+    """Three labels are labels, but not those of this model of two."""
+    write_manifest(package, [("model.fp32.npz", "numpy", "fp32")], labels=["a", "b", "c"])
+    with pytest.raises(ModelFileError, match=r"model.fp32.npz: its labels \['negative', 'positive'\] differ from "
+                                             r"the labels of .*manifest.json \['a', 'b', 'c'\]"):
+        load(package)
+    path = write_npz(tmp_path / "m.npz", _metadata("numpy", labels='["a", "b", "c"]'))
+    with pytest.raises(ModelFileError, match=r"m.npz: metadata sentilite.labels \['a', 'b', 'c'\] differs from the "
+                                             r"labels of its sentilite.model \['negative', 'positive'\]"):
         load(path)
 
 
@@ -528,13 +544,13 @@ def test_missing_input_entry_is_refused(tmp_path):
 
 def test_bad_labels_and_input_in_onnx_and_tflite_files_are_refused_at_load(tmp_path):
     path = write_onnx(tmp_path / "m.onnx", _metadata("onnx", labels='["a"]'))
-    with pytest.raises(ModelFileError, match="labels must be two distinct"):
+    with pytest.raises(ModelFileError, match=rf"{LABELS_RULE} \(1 label\)"):
         load(path)
     path = write_onnx(tmp_path / "m2.onnx", _metadata("onnx", input='{"maxlen": -1, "vocab_size": 40}'))
     with pytest.raises(ModelFileError, match="maxlen must be an integer"):
         load(path)
     (tmp_path / "m.tflite").write_bytes(tflite_bytes(metadata=_metadata("tflite", labels='["a", "a"]')))
-    with pytest.raises(ModelFileError, match="labels must be two distinct"):
+    with pytest.raises(ModelFileError, match=rf"{LABELS_RULE} \('a' appears twice\)"):
         load(tmp_path / "m.tflite")
 
 

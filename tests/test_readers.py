@@ -109,6 +109,20 @@ def test_folder_per_class(tmp_path):
     assert sorted(zip(data.texts, data.labels.tolist())) == [("bad", 0), ("fine", 1), ("great", 1)]
     assert data.data_format == "folder" and data.label_names == ("neg", "pos")
     assert read_labeled(tmp_path).label_names == ("neg", "pos", "unsup")
+    # a test folder may lack a rare class of the training data's
+    lacking = read_labeled(tmp_path, labels=["neg", "pos", "mixed"], require_all_labels=False)
+    assert lacking.label_names == ("neg", "pos", "mixed") and sorted(lacking.labels.tolist()) == [0, 1, 1]
+    with pytest.raises(LabelSetError, match=r"no sub-folder with \.txt files for 'mixed' \(--labels\)"):
+        read_labeled(tmp_path, labels=["neg", "pos", "mixed"], labels_source="--labels")
+
+
+def test_an_error_says_where_the_labels_and_the_split_came_from(tmp_path):
+    path = write(tmp_path / "r.csv", "text,label\na,x\nb,y\nc,z\n")
+    with pytest.raises(LabelSetError, match=r"r\.csv: its labels do not match those of train\.csv \('x', 'y'\): "
+                                            r"unexpected 'z' \(1 row, first on line 4\)"):
+        read_labeled(path, labels=["x", "y"], labels_source="those of train.csv")
+    with pytest.raises(SplitError, match=r"too few for a 0\.2 test split, which would leave none on the test side"):
+        stratified_split(np.array([0, 0, 0, 1]), 0.2, 0, holdout="test")
 
 
 @pytest.mark.parametrize("name,body", [

@@ -489,3 +489,56 @@ def test_bench_score_reports_rows_per_second_and_memory(model_folder, reviews, t
     assert every["workers"] == report["cores"] and every["peak_rss_mb"] > one["peak_rss_mb"] > 50
     assert every["vs_one_process"] == {"rows": 3000, "same_ids": True, "same_labels": True, "max_abs_diff": 0.0}
     assert "| all-cores |" in (tmp_path / "bench_score.md").read_text()
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_spark_answers_a_column_per_label_for_three_labels(spark, tmp_path):
+    """A tiny model of three labels (random weights, no IMDB data): the UDF's struct and `--engine spark`'s parts.
+
+    The labels need the column-name rule (a space, a Han character), so Spark's schema must quote them.
+    """
+    from pyspark.sql import functions as F
+
+    from sentilite.runtime import load
+    from sentilite.score.spark import sentiment_udf
+    from test_score_labels import read_parts, tiny_model_file, tiny_texts, write_input
+
+    labels = ("bad", "So so", "好")
+    model_file = tiny_model_file(tmp_path / "m3.npz", labels)
+    texts = tiny_texts(300, seed=4)
+    expected = load(model_file).predict_proba(texts).astype(np.float64)
+    df = spark.createDataFrame([(i, t) for i, t in enumerate(texts)] + [(900, None)], "n long, review string")
+    answered = df.withColumn("s", sentiment_udf(str(model_file))(F.col("review")))
+    assert answered.schema["s"].dataType.simpleString() == (
+        "struct<label:string,score:double,p_bad:double,p_so_so:double,p_好:double,error:string>")
+    rows = answered.select("n", "s.*").orderBy("n").collect()
+    got = np.array([[r["p_bad"], r["p_so_so"], r["p_好"]] for r in rows[:300]])
+    assert np.abs(got - expected).max() < 1e-6
+    assert [r["label"] for r in rows[:300]] == [labels[k] for k in expected.argmax(axis=1)]
+    assert np.abs(np.array([r["score"] for r in rows[:300]]) - expected.max(axis=1)).max() < 1e-6
+    assert rows[300].asDict() == {"n": 900, "label": None, "score": None, "p_bad": None, "p_so_so": None,
+                                  "p_好": None, "error": NO_TEXT}
+    copy = tmp_path / "same-bytes.npz"  # shipped to its own folder: the workers find it under its own name
+    shutil.copy(model_file, copy)
+    again = df.where("n < 3").withColumn("s", sentiment_udf(str(copy))(F.col("review")))
+    assert [r["label"] for r in again.select("n", "s.label").orderBy("n").collect()] == [r["label"] for r in rows[:3]]
+    binary = sentiment_udf(str(tiny_model_file(tmp_path / "m2.npz")))
+    assert df.withColumn("s", binary(F.col("review"))).schema["s"].dataType.simpleString() == (
+        "struct<label:string,p_positive:double,error:string>")
+
+    source = write_input(tmp_path / "reviews.jsonl", texts)
+    local = score(str(source), model=str(model_file), out=str(tmp_path / "local"), id_column="id", workers=1,
+                  quiet=True)
+    on_spark = score(str(source), model=str(model_file), out=str(tmp_path / "spark"), id_column="id",
+                     engine="spark", spark=spark, quiet=True)
+    assert on_spark["label_counts"] == local["label_counts"] and on_spark["errors"] == local["errors"] == 2
+    names, spark_rows = read_parts(tmp_path / "spark")
+    assert names == ["id", "source", "label", "score", "p_bad", "p_so_so", "p_好", "error"]
+    local_rows = {r["id"] or r["error"]: r for r in read_parts(tmp_path / "local")[1]}
+    assert {r["id"] or r["error"] for r in spark_rows} == local_rows.keys()
+    for row in spark_rows:
+        other = local_rows[row["id"] or row["error"]]
+        assert (row["label"], row["error"], str(row["source"])) == (other["label"], other["error"], other["source"])
+        for name in ("score", "p_bad", "p_so_so", "p_好"):
+            assert (row[name] is None and other[name] is None) or abs(row[name] - other[name]) < 1e-6

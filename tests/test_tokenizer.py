@@ -183,3 +183,120 @@ def test_ascii_fast_path_matches_the_regex_on_random_texts():
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 14)))
         normalized = normalize_text(text, TokenizerConfig())
         assert find_words(normalized) == WORD.findall(normalized), repr(text)
+
+
+# -- character words: "cjk" -------------------------------------------------------------------------------------
+CJK = TokenizerConfig(character_words="cjk")
+MIXED_VOCAB = ["<pad>", "<oov>", "电", "影", "好", "看", "the", "movie", "was", "great", "タ", "ー", "東", "京", "々",
+               "don't", "電影", "東京タワー", "iphone", "x"]
+
+
+def cjk_ids(text, rule):
+    tok = Tokenizer(TokenizerConfig(vocab_size=len(MIXED_VOCAB), maxlen=12, character_words=rule), MIXED_VOCAB)
+    return tok.encode(text)
+
+
+def test_each_han_hiragana_katakana_character_is_a_word_and_punctuation_still_separates():
+    from sentilite.runtime.tokenizer import split_words
+
+    text = "这部电影太好看了，我很喜欢。"
+    assert split_words(text, CJK) == list("这部电影太好看了我很喜欢")
+    assert split_words(text, TokenizerConfig()) == ["这部电影太好看了", "我很喜欢"]
+    # Hiragana, Katakana (the prolonged sound mark too), an iteration mark, the middle dot and brackets separate;
+    # halfwidth Katakana is fullwidth after NFKC; Latin letters and digits between them stay whole words
+    assert split_words("「東京タワー」は高い々！ジョン・スミスｶﾀｶﾅ iPhone15を買った", CJK) == [
+        "東", "京", "タ", "ワ", "ー", "は", "高", "い", "々", "ジ", "ョ", "ン", "ス", "ミ", "ス", "カ", "タ", "カ", "ナ",
+        "iphone15", "を", "買", "っ", "た"]
+    # an apostrophe between a character word and a letter separates them; Hangul and Thai are read as before
+    assert split_words("電'x don't x'電 한국어 영화", CJK) == ["電", "x", "don't", "x", "電", "한국어", "영화"]
+    assert split_words("한국어 영화 สวัสดี", CJK) == split_words("한국어 영화 สวัสดี", TokenizerConfig())
+
+
+@pytest.mark.parametrize("text, none, cjk", [
+    ("这部电影太好看了", [1], [1, 1, 2, 3, 1, 4, 5, 1]),
+    ("The movie was great, 電影! 好看", [6, 7, 8, 9, 16, 1], [6, 7, 8, 9, 1, 3, 4, 5]),
+    ("東京タワー don't 々", [17, 15, 14], [12, 13, 10, 1, 11, 15, 14]),
+    ("iPhone X: 好", [18, 19, 4], [18, 19, 4]),
+    ("GREAT movie", [9, 7], [9, 7]),
+])
+def test_exact_ids_of_mixed_texts_under_both_rules(text, none, cjk):
+    assert cjk_ids(text, "none") == none
+    assert cjk_ids(text, "cjk") == cjk
+
+
+def test_cjk_ranges_are_the_named_letters_of_han_hiragana_and_katakana():
+    """CJK_CHARACTER_RANGES are the word characters named as the rule says, derived again from unicodedata."""
+    import re
+
+    from sentilite.runtime.tokenizer import CJK_CHARACTER_RANGES
+
+    prefixes = ("CJK UNIFIED IDEOGRAPH", "CJK COMPATIBILITY IDEOGRAPH", "HIRAGANA", "KATAKANA", "HALFWIDTH KATAKANA",
+                "HENTAIGANA", "VERTICAL KANA REPEAT")
+    marks = {"IDEOGRAPHIC ITERATION MARK", "VERTICAL IDEOGRAPHIC ITERATION MARK", "IDEOGRAPHIC CLOSING MARK",
+             "IDEOGRAPHIC NUMBER ZERO", "OLD CHINESE ITERATION MARK"}
+    word = re.compile(r"[^\W_]")
+    in_ranges = {code for start, end in CJK_CHARACTER_RANGES for code in range(start, end + 1)}
+    named = set()
+    for code in range(0x110000):
+        name = unicodedata.name(chr(code), "")
+        if (name.startswith(prefixes) or name in marks) and word.match(chr(code)):
+            named.add(code)
+    if unicodedata.unidata_version == "14.0.0":  # the Unicode the ranges were fixed in (Python 3.11)
+        assert in_ranges == named
+    else:  # a later Unicode may add ideographs; the ranges, part of the saved rule, stay as they are
+        assert in_ranges <= named
+    assert {0x4E00, 0x9FFF, 0x3400, 0x20000, 0xF900, 0x3042, 0x30A2, 0x30FC, 0xFF71, 0x3005} <= in_ranges
+    assert not {0x3001, 0x3002, 0x30FB, 0xFF65, 0x300C, 0x309B, 0xAC00, 0x0E01, 0x41} & in_ranges
+
+
+def test_cjk_rule_is_the_word_rule_with_spaces_around_each_character_word():
+    """On random texts of CJK characters, letters, apostrophes and separators: CJK_WORD gives what WORD gives once
+    every character word stands between spaces; on text without them it is WORD itself (the fast paths too)."""
+    import random
+    import re
+
+    from sentilite.runtime.tokenizer import _CJK, CJK_WORD, WORD, find_words
+
+    spaced = re.compile(f"[{_CJK}]")
+    rng = random.Random(0)
+    alphabet = "a1'_ -.,é\u4e00\u9fff\u3042\u30fc\u30fb\u3002\U00020000\U0002ebe1\u3005\uac00\u0e01"
+    for _ in range(20000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 14)))
+        assert find_words(text, "cjk") == CJK_WORD.findall(text) == WORD.findall(spaced.sub(r" \g<0> ", text)), text
+        plain = spaced.sub("", text)
+        assert find_words(plain, "cjk") == find_words(plain) == WORD.findall(plain), plain
+
+
+def test_english_ids_are_the_same_under_both_rules(imdb):
+    """300 IMDB reviews, 200 of them with non-ASCII characters (the regex path): the same vocabulary, the same ids."""
+    non_ascii = [t for t in imdb.test.texts if not t.isascii()][:200]
+    texts = non_ascii + [t for t in imdb.test.texts if t.isascii()][:100]
+    none, cjk = TokenizerConfig(vocab_size=5000, maxlen=400), TokenizerConfig(vocab_size=5000, maxlen=400,
+                                                                              character_words="cjk")
+    by_none, by_cjk = build_tokenizer(texts, none), build_tokenizer(texts, cjk)
+    assert by_none.vocabulary == by_cjk.vocabulary
+    both = Tokenizer(cjk, by_none.vocabulary)
+    assert np.array_equal(by_none.encode_batch(texts), both.encode_batch(texts))
+    assert sum(len(by_none.encode(t)) for t in texts) > 50_000
+
+
+def test_the_rule_is_written_only_when_set_and_unknown_rules_are_refused(tmp_path):
+    from pathlib import Path
+
+    bundled = Path(__file__).resolve().parents[1] / "runtime" / "models" / "imdb-gru" / "tokenizer.json"
+    written = bundled.read_bytes()  # by 0.3, without the setting
+    tok = Tokenizer.from_file(bundled)
+    assert tok.config.character_words == "none" and tok.to_json().encode("utf-8") == written
+    assert "character_words" not in TokenizerConfig().to_dict()
+    assert TokenizerConfig.from_dict(CJK.to_dict()) == CJK and CJK.to_dict()["character_words"] == "cjk"
+    path = Tokenizer(TokenizerConfig(vocab_size=len(MIXED_VOCAB), character_words="cjk"), MIXED_VOCAB).save(
+        tmp_path / "tokenizer.json")
+    assert json.loads(path.read_text(encoding="utf-8"))["config"]["character_words"] == "cjk"
+    assert Tokenizer.from_file(path).encode("电影") == [2, 3]
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["config"]["character_words"] = "thai"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    refusal = r"character_words must be one of \('none', 'cjk'\), got 'thai'"
+    with pytest.raises(TokenizerFileError, match=refusal) as info:
+        Tokenizer.from_file(path)
+    assert str(path) in str(info.value)

@@ -67,9 +67,10 @@ def test_train_writes_a_complete_model_folder(cell, imdb, trained_models):
 
     out, metrics = trained_models[cell]
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["config.json", "history.json", "metrics.json", "model.keras", "tokenizer.json",
-                     "training_curves.png"]
-    assert (out / "training_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert names == ["config.json", "confusion_matrix.png", "history.json", "metrics.json", "model.keras",
+                     "tokenizer.json", "training_curves.png"]
+    for chart in ("training_curves.png", "confusion_matrix.png"):
+        assert (out / chart).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert metrics["test_reviews"] == TEST_REVIEWS and metrics["data"] == "25,000 train and 25,000 test reviews"
     test = subset(imdb.test, TEST_REVIEWS, seed=0)
     # the n-gram branch alone on 2,400 reviews already reaches ~0.83; seen 0.83-0.85 for the model
@@ -92,6 +93,11 @@ def test_train_writes_a_complete_model_folder(cell, imdb, trained_models):
     ablation = metrics["ablation"]
     assert ablation["ngrams_only"]["test_accuracy"] > ablation["cell_only"]["test_accuracy"] > 0.6
     assert metrics["blend"]["ngram_scale"] > 0 and metrics["blend"]["rows"] == 2 * metrics["validation_reviews"]
+    # the figures of any labels: two here, the test confusion matrix of the accuracy recorded above
+    assert metrics["label_names"] == ["negative", "positive"] and metrics["test"]["rows"] == TEST_REVIEWS
+    confusion = np.array(metrics["test"]["confusion"])
+    assert confusion.shape == (2, 2) and np.trace(confusion) / TEST_REVIEWS == pytest.approx(acc, abs=1e-6)
+    assert metrics["validation"]["accuracy"] == pytest.approx(metrics["validation_accuracy"], abs=1e-6)
 
 
 @pytest.mark.integration

@@ -11,6 +11,7 @@ SENTILITE_WEB_FIGURES to a path to get the figures as JSON.
 """
 import base64
 import csv
+import dataclasses
 import importlib.util
 import io
 import json
@@ -27,7 +28,7 @@ import pytest
 
 from conftest import ROOT, TEST_REVIEWS, imdb_source
 from sentilite.runtime.model import cut_row, load
-from sentilite.runtime.tokenizer import HTML_BREAK, WORD, Tokenizer, TokenizerConfig, split_words
+from sentilite.runtime.tokenizer import HTML_BREAK, WORD, Tokenizer, TokenizerConfig, find_words, split_words
 from test_runtime import HOSTILE
 
 WEB = ROOT / "web"
@@ -115,8 +116,9 @@ def write_json(path: Path, value) -> Path:
 # -- what Python makes of every code point -----------------------------------------------------------------------
 def python_unicode_answers() -> dict:
     """For each of the 1,114,112 code points: Python's normalization and lower-casing where they change it, and the
-    characters that let a capital sigma be final, that are words, and that the HTML line break rule takes for a
-    space or a "b" (web/test/unicode_check.js asks the JavaScript tokenizer the same)."""
+    characters that let a capital sigma be final, that are words, that the "cjk" rule makes words alone, and that
+    the HTML line break rule takes for a space or a "b" (web/test/unicode_check.js asks the JavaScript tokenizer the
+    same)."""
     chars = [chr(code) for code in range(unicode_tables.LAST_CODE_POINT + 1)]
     out = {"unicode_version": unicodedata.unidata_version}
     for form in ("NFC", "NFD", "NFKC", "NFKD"):
@@ -127,6 +129,7 @@ def python_unicode_answers() -> dict:
         "sigma_first": lambda c: (c + "\u03a3").lower()[-1] == "\u03c2",
         "sigma_before": lambda c: ("A\u03a3" + c + "A").lower()[1] == "\u03c2",
         "word": lambda c: bool(WORD.findall(c)),
+        "character_word": lambda c: len(find_words("a" + c + "a", "cjk")) == 3,
         "html_space": lambda c: HTML_BREAK.search("<" + c + "br>") is not None,
         "html_b": lambda c: HTML_BREAK.search("<" + c + "r>") is not None,
     }
@@ -186,6 +189,27 @@ def hostile_texts() -> list[tuple[str, str | bytes]]:
         ("unassigned in Python's Unicode", "a\U0001e030b \U00031350 \U0001ccf0 \ua7cb\ua7cc \U00010d50\U00010d70 "
                                            "\u0897x \U0001e4d0 \U0001f6dc great"),
         ("noncharacters and private use", "a\ufffeb \uffff \U0010fffe \ue000x\uf8ff \U000f0000"),
+        # the "cjk" character rule: each Han, Hiragana, Katakana character a word; their punctuation separates
+        ("Han sentence", "\u8fd9\u90e8\u7535\u5f71\u592a\u597d\u770b\u4e86\uff0c\u6211\u5f88\u559c\u6b22\u3002"),
+        ("Japanese", "\u300c\u6771\u4eac\u30bf\u30ef\u30fc\u300d\u306f\u9ad8\u3044\u3005\uff01\u30b8\u30e7\u30f3"
+                     "\u30fb\u30b9\u30df\u30b9 iPhone15\u3092\u8cb7\u3063\u305f\u3002"
+                     "\u3086\u309d\u3086\u309e \u30fd\u30fe"),
+        ("halfwidth and compatibility Katakana, radicals", "\uff76\uff9e\uff8a\uff9f\uff71\uff70 \uff65 \u32d0\u32fe "
+                                                          "\u2f00\u2f08\u2e80 \u3099\u309b\u309c \u30a0 \u31f0\u31ff"),
+        ("ideographs at the range ends", "\u3400\u4dbf\u4dc0\u4e00\u9fff\ua000 \uf900\ufa6d\ufa6e\ufa70\ufad9\ufada "
+                                         "\U00020000\U0002a6df\U0002a6e0\U0002ebe0\U0002ebe1\U0002f800\U0002fa1d "
+                                         "\U00030000\U0003134a\U0003134b\U00031350 \U0001b000\U0001b122\U0001b123 "
+                                         "\U0001aff0\U0001aff4\U00016fe3\U00016fe2 "
+                                         "\u3005\u3006\u3007\u3008\u303b\u3031"),
+        ("scripts side by side", "abc\u4e2d\u6587def \u0434\u0430\u4e2d \ud55c\uad6d\uc5b4\u4e2d\u6587 100\u5206 "
+                                 "\u4e2d'\u6587 a'\u4e2d \u4e2d'a don't\u4e2d \uff21\uff22\u4e2d\uff11 "
+                                 "\u0e2a\u0e27\u0e31\u4e2d caf\u00e9\u4e2d\u0301 \u4e2d_\u6587 \u03a3\u4e2d\u03a3"),
+        ("a Chinese shopping review", "\u8863\u670d\u8d28\u91cf\u4e0d\u9519\uff0c\u5c31\u662f\u5feb\u9012\u592a"
+                                      "\u6162\u4e86\uff0c\u7b49\u4e863\u5929\u3002\u7269\u6d41\uff1a\u987a\u4e30"
+                                      "\uff08SF\uff09\u8fd8\u884c\u2026\u2026 \u597d\u8bc4\uff01\uff01\U0001F44D"),
+        ("100,001 ideographs", "\u4e2d" * 100_001),
+        ("ideographs and letters alternating past the cut", "\u4e2da" * 50_001 + " \u6587"),
+        ("astral ideographs across the cut", "x" * 99_990 + "\U00020000" * 20 + " \u597d end"),
     ]
     texts += [
         ("bytes: invalid", b"bytes \xff\xfe not utf-8 \xc3\x28 great"),
@@ -197,17 +221,23 @@ def hostile_texts() -> list[tuple[str, str | bytes]]:
     return texts
 
 
+HOSTILE_SETTINGS = [
+    dict(maxlen=40),
+    dict(maxlen=40, padding="post", truncating="post"),
+    dict(maxlen=40, lowercase=False, unicode_form="NFC", strip_html_breaks=False),
+    dict(maxlen=40, unicode_form="NFD", max_chars=50),
+    dict(maxlen=40, unicode_form="NFKD", truncating="post", max_chars=1000),
+    dict(maxlen=40, character_words="cjk"),
+    dict(maxlen=40, lowercase=False, unicode_form="NFC", truncating="post", max_chars=1000, character_words="cjk"),
+]
+HOSTILE_TOKENIZERS = len(HOSTILE_SETTINGS) + 1  # and the hand-written vocabulary
+
+
 def hostile_fixture() -> dict:
     """One vocabulary of the texts' own words (a third left out, so <oov> happens) under settings that change every
     step; and the hand-written vocabulary of tests/test_tokenizer.py. Python's ids, row and cut row for each."""
     texts = hostile_texts()
-    settings = [
-        dict(maxlen=40),
-        dict(maxlen=40, padding="post", truncating="post"),
-        dict(maxlen=40, lowercase=False, unicode_form="NFC", strip_html_breaks=False),
-        dict(maxlen=40, unicode_form="NFD", max_chars=50),
-        dict(maxlen=40, unicode_form="NFKD", truncating="post", max_chars=1000),
-    ]
+    settings = HOSTILE_SETTINGS
     words = set()
     for _, text in texts:
         text = as_js_string(text) if isinstance(text, str) else text.decode("utf-8", "replace")
@@ -279,9 +309,9 @@ def test_unicode_tables_are_this_pythons():
 def test_node_tokenizer_matches_python_on_hostile_texts_and_every_code_point(node_ready, tokenizer_fixtures):
     run_node(["--test", "test/tokenizer.test.mjs"], tokenizer_fixtures)
     hostile, unicode = node_results(tokenizer_fixtures, "hostile"), node_results(tokenizer_fixtures, "unicode")
-    assert hostile["mismatches"] == [] and hostile["cases"] == len(hostile_texts()) * 6
+    assert hostile["mismatches"] == [] and hostile["cases"] == len(hostile_texts()) * HOSTILE_TOKENIZERS
     assert unicode["mismatches"] == {} and unicode["checked"] == 0x110000
-    figure("node_hostile", {"texts": len(hostile_texts()), "tokenizers": 6, "mismatches": 0})
+    figure("node_hostile", {"texts": len(hostile_texts()), "tokenizers": HOSTILE_TOKENIZERS, "mismatches": 0})
     figure("node_unicode", {"code_points": unicode["checked"], "mismatches": 0, "engine": unicode["engine"],
                             "python_unicode": unicodedata.unidata_version, "seconds": round(unicode["seconds"], 1)})
 
@@ -297,30 +327,116 @@ def test_node_ids_match_python_on_every_review_of_every_data_set(node_ready, imd
     if folder is None:
         pytest.skip("../shared/data with the other sets is not here")
     sets = {"imdb/train": imdb.train.texts, "imdb/test": imdb.test.texts, **other_sets(folder)}
+    out = tmp_path_factory.mktemp("web-corpora")
+    corpus = write_corpus(out, "corpus", sets, TokenizerConfig())
+    # the Chinese reviews once more under the "cjk" rule, each Han character a word
+    chinese = write_corpus(out, "cjk_corpus", {"zh-shopping": sets["zh-shopping"]},
+                           TokenizerConfig(character_words="cjk"))
+    run_node(["--test", "test/corpora.test.mjs"], out)
+    for name, written, figure_name in (("corpora", corpus, "node_ids"), ("cjk_corpora", chinese, "node_ids_cjk")):
+        result = node_results(out, name)
+        assert result["texts"] == written["texts"] and result["ids"] == written["ids"]
+        assert result["mismatched_texts"] == 0, result["examples"]
+        figure(figure_name, {**written, "mismatches": 0, "per_set": result["per_set"], "seconds": result["seconds"]})
+
+
+def write_corpus(out: Path, prefix: str, sets: dict[str, list[str]], config: TokenizerConfig) -> dict:
+    """Every text of the sets and Python's ids under a vocabulary of every word found less every seventh."""
     texts = [as_js_string(t) for texts in sets.values() for t in texts]
-    config = TokenizerConfig()
     words = set()
     for text in texts:
         words.update(split_words(text, config))
     vocabulary = ["<pad>", "<oov>", *(w for i, w in enumerate(sorted(words)) if i % 7 != 3)]
-    tokenizer = Tokenizer(TokenizerConfig(vocab_size=len(vocabulary)), vocabulary)
+    tokenizer = Tokenizer(dataclasses.replace(config, vocab_size=len(vocabulary)), vocabulary)
     offsets, ids = [0], []
     for text in texts:
         row = tokenizer.encode(text)
         ids.extend(row)
         offsets.append(offsets[-1] + len(row))
-    out = tmp_path_factory.mktemp("web-corpora")
-    tokenizer.save(out / "corpus_tokenizer.json")
-    write_json(out / "corpus_texts.json", texts)
-    write_json(out / "corpus_sets.json", {name: len(t) for name, t in sets.items()})
-    np.asarray(ids, dtype="<i4").tofile(out / "corpus_ids.i32")
-    np.asarray(offsets, dtype="<i4").tofile(out / "corpus_offsets.i32")
-    run_node(["--test", "test/corpora.test.mjs"], out)
-    result = node_results(out, "corpora")
-    assert result["texts"] == len(texts) and result["ids"] == len(ids)
-    assert result["mismatched_texts"] == 0, result["examples"]
-    figure("node_ids", {"texts": len(texts), "ids": len(ids), "vocabulary": len(vocabulary), "mismatches": 0,
-                        "per_set": result["per_set"], "seconds": result["seconds"]})
+    tokenizer.save(out / f"{prefix}_tokenizer.json")
+    write_json(out / f"{prefix}_texts.json", texts)
+    write_json(out / f"{prefix}_sets.json", {name: len(t) for name, t in sets.items()})
+    np.asarray(ids, dtype="<i4").tofile(out / f"{prefix}_ids.i32")
+    np.asarray(offsets, dtype="<i4").tofile(out / f"{prefix}_offsets.i32")
+    return {"texts": len(texts), "ids": len(ids), "vocabulary": len(vocabulary)}
+
+
+# -- files of three labels ---------------------------------------------------------------------------------------
+THREE_LABELS = ("negative", "neutral", "positive")
+THREE_LABEL_FILES = ("three.fp32.onnx", "three.dynamic-int8.onnx")
+THREE_LABEL_TEXTS = [
+    "这部电影太好看了，我很喜欢。", "衣服质量不错，就是快递太慢了，等了3天。", "一般般吧，没什么特别的。", "太差了！！再也不买了",
+    "「東京タワー」は高い々！ジョン・スミス", "この映画はとても良かったです。", "ｶﾀｶﾅ iPhone15を買った",
+    "A wonderful film, the best of the year.", "A dull film; the worst I have seen.", "It was fine, I guess.",
+    "电影 movie 電影 映画 영화", "",
+]
+
+
+def three_label_folder(folder: Path) -> Path:
+    """Two ONNX files (fp32, dynamic-int8) of a GRU of three labels with random weights and a "cjk" tokenizer, written
+    by the exporter; three_labels.json holds texts and the Python runtime's probabilities of each file."""
+    from sentilite.export.file_metadata import embedded_metadata
+    from sentilite.export.onnx import export_onnx
+    from sentilite.export.registry import ExportContext
+    from sentilite.runtime.architecture import ModelConfig
+    from sentilite.train.vocab import build_tokenizer
+
+    texts = THREE_LABEL_TEXTS + [as_js_string(t) for t in HOSTILE if isinstance(t, str)]
+    tokenizer = build_tokenizer(texts, TokenizerConfig(vocab_size=400, maxlen=48, character_words="cjk"))
+    vocab, units, buckets = tokenizer.config.vocab_size, 8, 101
+    config = ModelConfig(cell="gru", embedding_dim=8, units=units, window=16, ngram_buckets=buckets,
+                         ngram_lookup="hashed", labels=THREE_LABELS)
+    rng = np.random.default_rng(20)
+    weights = {"embedding": rng.normal(0, 0.5, (vocab, 8)), "kernel": rng.normal(0, 0.5, (8, 3 * units)),
+               "recurrent_kernel": rng.normal(0, 0.25, (units, 3 * units)), "bias": rng.normal(0, 0.1, (2, 3 * units)),
+               "dense_kernel": rng.normal(0, 1.0, (units, 3)), "dense_bias": rng.normal(0, 0.1, (3,)),
+               "ngram_weights": rng.normal(0, 1.0, (vocab + buckets, 3))}
+    weights["ngram_weights"][0] = 0.0
+    tokenizer_json = tokenizer.to_json().encode("utf-8")
+    context = ExportContext(weights={k: v.astype(np.float32) for k, v in weights.items()}, model=config,
+                            maxlen=tokenizer.config.maxlen, vocab_size=vocab, name="three-labels",
+                            calibration_ids=tokenizer.encode_batch(texts), tokenizer_json=tokenizer_json,
+                            labels=THREE_LABELS)
+    files = {}
+    for name in THREE_LABEL_FILES:
+        precision = name.split(".")[1]
+        metadata = embedded_metadata(tokenizer_json, config, precision, "onnx", THREE_LABELS, tokenizer.config.maxlen,
+                                     vocab, "three-labels")
+        model = load(export_onnx(context, precision, folder / name, metadata=metadata))
+        assert model.labels == THREE_LABELS
+        files[name] = {"labels": list(THREE_LABELS), "probabilities": model.predict_proba(texts).tolist()}
+    write_json(folder / "three_labels.json", {"files": files, "texts": texts})
+    write_json(folder / "three_texts.json", texts)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def three_label_files(tmp_path_factory) -> Path:
+    return three_label_folder(tmp_path_factory.mktemp("web-three-labels"))
+
+
+def check_three_label_answers(answers: dict, folder: Path) -> dict:
+    """fp32: every probability within 1e-5 of Python's; dynamic-int8: the same top label on every text."""
+    python = json.loads((folder / "three_labels.json").read_text(encoding="utf-8"))
+    table = {}
+    for name in THREE_LABEL_FILES:
+        got, want = answers[name], python["files"][name]
+        js, py = np.asarray(got["probabilities"], np.float64), np.asarray(want["probabilities"], np.float64)
+        assert js.shape == py.shape == (len(python["texts"]), 3)
+        assert got["labels"] == list(THREE_LABELS) and got["width"] == 3
+        assert got["chosen"] == [THREE_LABELS[k] for k in js.argmax(axis=1)]
+        table[name] = {"max_abs_diff": float(np.abs(js - py).max()),
+                       "label_agreement": float(np.mean(js.argmax(axis=1) == py.argmax(axis=1)))}
+    assert table["three.fp32.onnx"]["max_abs_diff"] <= 1e-5, table
+    assert table["three.dynamic-int8.onnx"]["label_agreement"] == 1.0, table
+    return table
+
+
+@pytest.mark.slow
+def test_node_answers_files_of_three_labels_as_python(node_ready, three_label_files):
+    run_node(["--test", "test/model.test.mjs"], three_label_files)
+    figure("node_three_labels", check_three_label_answers(node_results(three_label_files, "three_labels"),
+                                                          three_label_files))
 
 
 # -- Node: loading files -------------------------------------------------------------------------------------------
@@ -365,7 +481,8 @@ def mediapipe_python(exported, test_reviews):
 
 
 @pytest.fixture(scope="module")
-def chromium(chromium_ready, exported, test_reviews, tokenizer_fixtures, mediapipe_python, tmp_path_factory):
+def chromium(chromium_ready, exported, test_reviews, tokenizer_fixtures, mediapipe_python, three_label_files,
+             tmp_path_factory):
     """One Chromium launch for every browser check: runs web/test/browser/run.mjs on a plan, returns its results."""
     out = tmp_path_factory.mktemp("web-chromium")
     texts = [as_js_string(t) for t in test_reviews.texts]
@@ -376,12 +493,14 @@ def chromium(chromium_ready, exported, test_reviews, tokenizer_fixtures, mediapi
         shutil.copyfile(tokenizer_fixtures / name, out / name)
     mounts = {"/fixtures/": str(out), "/demo/model.onnx": str(exported["gru"][0] / "model.fp32.onnx")}
     mounts.update({f"/models/{cell}/": str(exported[cell][0]) for cell in CELLS})
+    mounts["/three/"] = str(three_label_files)
     onnx = [f"/models/{cell}/model.{precision}.onnx" for cell in CELLS for precision in ONNX_FILES]
     checks = {
         "unicode": {"tables": "/fixtures/unicode.json"},
         "hostile": {"fixture": "/fixtures/hostile.json"},
         "rows": {"file": "/models/gru/model.fp32.onnx", "texts": "/fixtures/reviews.json", "expected": "/fixtures/rows.json"},
         "probabilities": {"files": onnx, "texts": "/fixtures/reviews.json"},
+        "labelled": {"files": [f"/three/{name}" for name in THREE_LABEL_FILES], "texts": "/three/three_texts.json"},
         "long_text": {"file": "/models/gru/model.fp32.onnx"},
         "mediapipe": {"files": [f"/models/{cell}/model.mediapipe.tflite" for cell in CELLS],
                       "texts": "/fixtures/reviews.json"},
@@ -421,6 +540,13 @@ def test_chromium_probabilities_are_pythons_on_the_same_files(chromium, test_rev
         assert table[f"{cell}/fp32"]["max_abs_diff"] <= 1e-5, table
         for precision in EIGHT_BIT:
             assert table[f"{cell}/{precision}"]["label_agreement"] >= 0.999, table
+
+
+@pytest.mark.integration
+def test_chromium_answers_files_of_three_labels_as_python(chromium, three_label_files):
+    """A "cjk" tokenizer and a (batch, 3) output in the page: Python's probabilities, label for label."""
+    answers = {name: chromium["labelled"][f"/three/{name}"] for name in THREE_LABEL_FILES}
+    figure("chromium_three_labels", check_three_label_answers(answers, three_label_files))
 
 
 @pytest.mark.integration

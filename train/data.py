@@ -1,8 +1,12 @@
-"""The IMDB Large Movie Review Dataset: find it, fetch it safely, read it.
+"""The texts a model is trained on: IMDB (find it, fetch it safely, read it), or the user's own labeled files.
 
-Reads the official layout ``aclImdb/{train,test}/{pos,neg}/<id>_<rating>.txt``
+Reads IMDB's official layout ``aclImdb/{train,test}/{pos,neg}/<id>_<rating>.txt``
 from a folder or straight from a ``.tar.gz``. The 25,000 test reviews are only
 ever returned as the test split; validation comes from the training reviews.
+
+A user's files (``train.readers``) are read by ``load_training_data`` from
+what config.json's ``data`` says, so ``sentilite export`` reads the same
+splits again; ``profile_texts`` measures them for ``config.sized_for_data``.
 """
 from __future__ import annotations
 
@@ -19,13 +23,19 @@ import urllib.request
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from sentilite.runtime.architecture import BINARY_LABELS
+from sentilite.runtime.tokenizer import TokenizerConfig
 from sentilite.shared.files import sha256_file
 
 from .errors import ChecksumError, DatasetError
+from .readers import BadRow, LabeledTexts
+
+if TYPE_CHECKING:
+    from .config import DataConfig, DataProfile, RunConfig
 
 IMDB_ARCHIVE_NAME = "aclImdb_v1.tar.gz"
 IMDB_BASE_URL = "https://ai.stanford.edu/~amaas/data/sentiment/"
@@ -51,11 +61,15 @@ _MEMBER = re.compile(r"(?:^|/)aclImdb/(train|test)/(pos|neg)/(\d+)_(\d+)\.txt$")
 
 @dataclass(frozen=True)
 class Reviews:
-    """One split: texts with labels (1 = positive) and star ratings, in a stable order."""
+    """One split: texts with labels (indices into TrainingData.label_names; IMDB: 1 = positive), in a stable order.
+
+    IMDB's reviews carry their star ratings and file-name ids; a user's
+    texts carry neither (None).
+    """
 
     texts: list[str]
     labels: np.ndarray  # int32, 0 = negative, 1 = positive
-    ratings: np.ndarray  # int32, 1..10
+    ratings: np.ndarray | None = None  # int32, 1..10
     # The number in the file name. One movie's reviews have consecutive ids within a class
     # folder (train/pos 10-21 are nearly all one film), which movie_disjoint_split relies on.
     ids: np.ndarray | None = None
@@ -65,7 +79,8 @@ class Reviews:
 
     def take(self, index) -> "Reviews":
         index = np.asarray(index, dtype=np.int64)
-        return Reviews([self.texts[i] for i in index], self.labels[index], self.ratings[index],
+        return Reviews([self.texts[i] for i in index], self.labels[index],
+                       None if self.ratings is None else self.ratings[index],
                        None if self.ids is None else self.ids[index])
 
 
@@ -73,11 +88,15 @@ class Reviews:
 class TrainingData:
     """The texts a model is trained and tested on: IMDB's two folders, or a user's labeled files.
 
-    ``labels`` of every split index ``label_names``. ``validation`` is given
-    when the user gave a validation file (else training splits it off
-    ``train``); ``split_note`` says how each split was made, for the log and
-    metrics.json. ``imdb``: the IMDB set, which gets its movie-disjoint
-    validation split and its short-text and negation checks.
+    ``labels`` of every split index ``label_names``. ``validation`` is None
+    for IMDB only, whose movie-disjoint validation split training makes off
+    ``train`` (``fit.split_training_reviews``); a user's data always has it:
+    the validation file, or a seeded stratified split of the training file
+    (``load_training_data``), and ``train`` is then what is left to fit on.
+    ``split_note`` says how each split was made, for the log and
+    metrics.json; ``summary`` (a user's data) the rows read and skipped per
+    file. ``imdb``: the IMDB set, which gets its movie-disjoint validation
+    split and its short-text and negation checks.
     """
 
     train: Reviews
@@ -88,8 +107,13 @@ class TrainingData:
     label_names: tuple[str, ...] = BINARY_LABELS
     split_note: str = ""
     imdb: bool = True
+    summary: DataSummary | None = None
 
     def describe(self) -> str:
+        if not self.imdb:
+            validation = 0 if self.validation is None else len(self.validation)
+            return (f"{len(self.train):,} train, {validation:,} validation and {len(self.test):,} test texts, "
+                    f"{len(self.label_names)} labels")
         counts = f"{len(self.train):,} train and {len(self.test):,} test reviews"
         return counts if self.complete else counts + " (INCOMPLETE copy: fewer than the official 25,000 each)"
 
@@ -439,3 +463,229 @@ def subset(reviews: Reviews, n: int, seed: int) -> Reviews:
         return reviews
     _, idx = train_validation_split(reviews.labels, n / len(reviews), seed)
     return reviews.take(np.sort(idx))
+
+
+# -- a user's own labeled files ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FileSummary:
+    """One file as read: what was found in it, the rows kept and the rows --skip-bad-rows skipped."""
+
+    role: str  # "train", "validation" or "test": what the file was given as
+    path: str
+    data_format: str
+    text_column: str | int | None
+    label_column: str | int | None
+    rows: int
+    skipped_by_reason: tuple[tuple[str, int], ...] = ()
+    skipped_examples: tuple[BadRow, ...] = ()  # the first few
+
+    @property
+    def skipped_rows(self) -> int:
+        return sum(n for _, n in self.skipped_by_reason)
+
+    @classmethod
+    def of(cls, role: str, texts: LabeledTexts) -> FileSummary:
+        return cls(role, texts.source, texts.data_format, texts.text_column, texts.label_column, len(texts),
+                   tuple(texts.skipped_counts.items()), texts.skipped_examples)
+
+    def to_dict(self) -> dict:
+        return {"role": self.role, "path": self.path, "data_format": self.data_format,
+                "text_column": self.text_column, "label_column": self.label_column, "rows": self.rows,
+                "skipped_rows": self.skipped_rows, "skipped_by_reason": dict(self.skipped_by_reason),
+                "skipped_examples": [row.to_dict() for row in self.skipped_examples]}
+
+
+@dataclass(frozen=True)
+class DataSummary:
+    """What a user's data was, for metrics.json (``to_dict``): the files read, the rows skipped, the splits made."""
+
+    label_names: tuple[str, ...]
+    files: tuple[FileSummary, ...]
+    split_rows: tuple[tuple[str, tuple[int, ...]], ...]  # (split, rows per label in label order)
+    split_note: str
+
+    @property
+    def skipped_rows(self) -> int:
+        return sum(file.skipped_rows for file in self.files)
+
+    def to_dict(self) -> dict:
+        return {"label_names": list(self.label_names), "split_note": self.split_note,
+                "splits": {split: {"rows": sum(counts),
+                                   "class_counts": dict(zip(self.label_names, counts))}
+                           for split, counts in self.split_rows},
+                "skipped_rows": self.skipped_rows, "files": [file.to_dict() for file in self.files]}
+
+
+@dataclass(frozen=True, eq=False)
+class LabeledSplits:
+    """A user's files as read, before validation is split off: ``pool`` is the training file less its test split.
+
+    ``validation`` is None when no validation file was given.
+    """
+
+    pool: LabeledTexts
+    validation: LabeledTexts | None
+    test: LabeledTexts
+    files: tuple[FileSummary, ...]
+    test_note: str
+
+    @property
+    def label_names(self) -> tuple[str, ...]:
+        return self.pool.label_names
+
+
+def read_labeled_splits(data_config: DataConfig) -> LabeledSplits:
+    """Read the files ``data_config`` names; without a test file, split one off the training file (seeded, stratified).
+
+    The label order is the training file's (``--labels``, else numeric, else
+    sorted), and a validation or test file may hold no other label; it may
+    lack one (a rare class).
+    """
+    from .readers import LabeledDataError, LabelSetError, read_labeled
+
+    if data_config.imdb:
+        raise LabeledDataError("read_labeled_splits reads a user's files; IMDB is read by load_imdb")
+    options = dict(data_format=data_config.data_format, text_column=data_config.text_column,
+                   label_column=data_config.label_column, encoding=data_config.encoding,
+                   skip_bad_rows=data_config.skip_bad_rows)
+    train = read_labeled(data_config.train, labels=data_config.labels, labels_source="--labels", **options)
+    names = train.label_names
+    train_name = Path(data_config.train).name
+    files = [FileSummary.of("train", train)]
+    given = {}
+    for role in ("validation", "test"):
+        path = getattr(data_config, role)
+        if path is None:
+            continue
+        if Path(path).is_dir():
+            extra = sorted(folder.name for folder in Path(path).iterdir()
+                           if folder.is_dir() and folder.name not in names
+                           and not folder.name.startswith((".", "__MACOSX")) and any(folder.glob("*.txt")))
+            if extra:
+                raise LabelSetError(f"{path}: sub-folder {extra[0]!r} is a label the training data ({train_name}) "
+                                    f"does not have; its labels: {', '.join(map(repr, names))}")
+        given[role] = read_labeled(path, labels=names, require_all_labels=False,
+                                   labels_source=f"those of the training file {train_name}", **options)
+        files.append(FileSummary.of(role, given[role]))
+    for file in files:
+        if file.skipped_rows:
+            reasons = ", ".join(f"{reason} {n:,}" for reason, n in file.skipped_by_reason)
+            first = file.skipped_examples[0]
+            log.warning("%s: skipped %s bad row%s (--skip-bad-rows): %s; the first: %s: %s", file.path,
+                        f"{file.skipped_rows:,}", "" if file.skipped_rows == 1 else "s", reasons, first.location,
+                        first.problem)
+    if "test" in given:
+        pool, test, test_note = train, given["test"], f"test: {Path(data_config.test).name} as given"
+    else:
+        pool, test = train.split(data_config.test_fraction, data_config.split_seed,
+                                 holdout="test split (no --test-data given)")
+        test_note = (f"test: {data_config.test_fraction:.0%} of {train_name}, stratified, "
+                     f"seed {data_config.split_seed}")
+    return LabeledSplits(pool, given.get("validation"), test, tuple(files), test_note)
+
+
+def training_data(splits: LabeledSplits, run_config: RunConfig) -> TrainingData:
+    """The splits training uses: without a validation file, a seeded stratified share of the pool is validation.
+
+    The share and the seed are the training settings' (``validation_fraction``, ``seed``).
+    """
+    t, data = run_config.training, run_config.data
+    train_name = Path(data.train).name
+    test_given = data.test is not None
+    if splits.validation is None:
+        fit, validation = splits.pool.split(t.validation_fraction, t.seed,
+                                            holdout="validation split (no --validation-data given)")
+        validation_note = (f"validation: {t.validation_fraction:.0%} of {train_name}"
+                           f"{'' if test_given else ' less its test split'}, stratified, seed {t.seed}")
+    else:
+        fit, validation = splits.pool, splits.validation
+        validation_note = f"validation: {Path(data.validation).name} as given"
+    held = [name for name, split_off in (("validation", splits.validation is None), ("test", not test_given))
+            if split_off]
+    train_note = f"train: {train_name} " + (f"less its {' and '.join(held)} split{'s' if len(held) > 1 else ''}"
+                                            if held else "as given")
+    note = f"{train_note}; {validation_note}; {splits.test_note}"
+    names = splits.label_names
+    summary = DataSummary(names, splits.files, tuple(
+        (split, tuple(int(n) for n in np.bincount(part.labels, minlength=len(names))))
+        for split, part in (("train", fit), ("validation", validation), ("test", splits.test))), note)
+    return TrainingData(train=_reviews(fit), test=_reviews(splits.test), source=run_config.data.train,
+                        validation=_reviews(validation), label_names=names, split_note=note, imdb=False,
+                        summary=summary)
+
+
+def load_training_data(run_config: RunConfig, imdb_source: str | os.PathLike | None = None, *,
+                       progress: bool = True, allow_incomplete: bool = False) -> TrainingData:
+    """The data ``run_config`` was (or is to be) trained on: IMDB from ``imdb_source`` (as load_imdb finds it),
+    or the user's files its ``data`` names, split as at training (``read_labeled_splits``, ``training_data``)."""
+    if run_config.data.imdb:
+        return load_imdb(imdb_source, progress=progress, allow_incomplete=allow_incomplete)
+    return training_data(read_labeled_splits(run_config.data), run_config)
+
+
+def _reviews(texts: LabeledTexts) -> Reviews:
+    return Reviews(texts=list(texts.texts), labels=np.array(texts.labels, dtype=np.int32))
+
+
+def profile_texts(texts, labels, classes: int, tokenizer: TokenizerConfig | None = None) -> DataProfile:
+    """The statistics ``config.sized_for_data`` sizes a model by, in words of the tokenizer rule they are for.
+
+    Without ``tokenizer``, the words are those of the default rule, or of
+    ``character_words="cjk"`` when 30% of the letters are Han, Hiragana or
+    Katakana (as sized_for_data then chooses). The n-grams counted are the
+    bigrams and trigrams of the words a vocabulary would keep (seen twice,
+    at most the 10,000 most frequent), the others read as one unknown word,
+    as the tokenizer reads them.
+    """
+    from sentilite.runtime.tokenizer import CJK_CHARACTER_RANGES, split_words
+
+    from .config import CJK_SHARE_FOR_CHARACTER_WORDS, MAX_VOCAB_SIZE, DataProfile
+
+    texts = list(texts)
+    cjk = re.compile("[" + "".join(f"\\U{a:08X}-\\U{b:08X}" for a, b in CJK_CHARACTER_RANGES) + "]")
+    sample = texts if len(texts) <= 5_000 else [texts[i] for i in
+                                                np.random.default_rng(0).choice(len(texts), 5_000, replace=False)]
+    letters = sum(sum(c.isalnum() for c in text) for text in sample)
+    cjk_share = sum(len(cjk.findall(text)) for text in sample) / max(letters, 1)
+    if tokenizer is None:
+        tokenizer = TokenizerConfig(
+            character_words="cjk" if cjk_share >= CJK_SHARE_FOR_CHARACTER_WORDS else "none")
+    ids_of: dict[str, int] = {}
+    rows = []
+    for text in texts:
+        rows.append(np.array([ids_of.setdefault(word, len(ids_of)) for word in split_words(text, tokenizer)],
+                             dtype=np.int64))
+    lengths = np.array([len(row) for row in rows], dtype=np.int64)
+    flat = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+    counts = np.bincount(flat, minlength=len(ids_of))
+    half = len(texts) // 2
+    half_words = len(np.unique(np.concatenate(rows[:half]))) if half and lengths[:half].sum() else 0
+    # Words a vocabulary keeps: seen twice, the most frequent first; the rest are one unknown word (0).
+    kept = np.argsort(-counts, kind="stable")[:MAX_VOCAB_SIZE - 2]
+    kept = kept[counts[kept] >= 2]
+    known = np.zeros(len(ids_of), np.int64)
+    known[kept] = np.arange(1, len(kept) + 1)
+    words = known[flat].astype(np.uint64)
+    row_of = np.repeat(np.arange(len(rows)), lengths)
+    base = np.uint64(len(kept) + 1)
+    keys = []
+    for n in (2, 3):
+        if len(words) < n:
+            continue
+        same = row_of[n - 1:] == row_of[:len(row_of) - n + 1]
+        key = words[:len(words) - n + 1].copy()
+        for k in range(1, n):
+            key = key * base + words[k:len(words) - n + 1 + k]
+        keys.append(key[same] * np.uint64(2) + np.uint64(n - 2))  # the last bit keeps bigrams from trigrams
+    distinct_ngrams = ngrams_twice = 0
+    if keys:
+        _, ngram_counts = np.unique(np.concatenate(keys), return_counts=True)
+        distinct_ngrams, ngrams_twice = len(ngram_counts), int((ngram_counts >= 2).sum())
+    return DataProfile(
+        rows=len(texts), label_counts=tuple(int(n) for n in np.bincount(np.asarray(labels, np.int64),
+                                                                         minlength=classes)),
+        median_words=float(np.median(lengths)) if len(lengths) else 0.0,
+        p95_words=int(np.percentile(lengths, 95, method="higher")) if len(lengths) else 0,
+        max_words=int(lengths.max()) if len(lengths) else 0, distinct_words=len(ids_of),
+        half_distinct_words=half_words, words_seen_twice=int((counts >= 2).sum()),
+        distinct_ngrams=distinct_ngrams, ngrams_seen_twice=ngrams_twice, cjk_share=round(float(cjk_share), 4))

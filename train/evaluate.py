@@ -1,16 +1,24 @@
-"""The evaluation protocol every number in the README comes from: IMDB test reviews, whole and short.
+"""The evaluation protocol every number in the README comes from: IMDB test reviews, whole and short; any labeled file.
 
 Short texts are what edge apps mostly see. The short-text check keeps the
 last K words of every test review (K = 10, 20, 40 by default): the end of a
 review usually holds its verdict, and the words are those the tokenizer
 finds, so every model and every format is judged on the same texts.
+
+On a user's labeled file (``evaluate_labeled_file``) a model is scored by
+``runtime.metrics``: accuracy, macro-F1, per class, the confusion matrix.
+Nothing here imports TensorFlow: `sentilite evaluate` runs on a runtime-only
+install.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
+from sentilite.runtime.metrics import ClassificationMetrics, MetricsError, classification_metrics, format_metrics
 from sentilite.runtime.tokenizer import TokenizerConfig, split_words
 
 SHORT_TEXT_WORDS = (10, 20, 40)
@@ -48,6 +56,52 @@ def format_evaluation(name: str, result: dict) -> str:
     short = result["short_text"]
     parts = ", ".join(f"last {k} words {a:.4f}" for k, a in zip(short["words"], short["accuracy"]))
     return f"{name}: test accuracy {result['accuracy']:.4f} on {result['n']:,} reviews; {parts}"
+
+
+@dataclass(frozen=True)
+class LabeledEvaluation:
+    """A model scored on one labeled file: what was read (``LabeledTexts.summary()``) and the metrics."""
+
+    model: str
+    data: dict
+    metrics: ClassificationMetrics
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "data": self.data, "metrics": self.metrics.to_dict()}
+
+
+def evaluate_labeled(model, texts) -> ClassificationMetrics:
+    """A loaded runtime model on labeled texts (train.readers.LabeledTexts) whose labels index ``model.labels``."""
+    if tuple(texts.label_names) != tuple(model.labels):
+        raise MetricsError(f"the texts' labels {list(texts.label_names)} are not the model's {list(model.labels)}; "
+                         "read them with labels=model.labels")
+    return classification_metrics(texts.labels, model.predict_proba(list(texts.texts)), model.labels)
+
+
+def read_for_model(path: str | os.PathLike, model_labels: Sequence[str], model_name: str, **read_options):
+    """A labeled file read with the model's labels as its classes, in the model's order.
+
+    The file may lack some of the model's labels (a test file without a rare
+    class); a label the model does not know stops it, with that label's rows
+    and first line (``readers.LabelSetError``).
+    """
+    from .readers import read_labeled
+
+    return read_labeled(path, labels=tuple(model_labels), require_all_labels=False,
+                        labels_source=f"the labels of the model {model_name}", **read_options)
+
+
+def evaluate_labeled_file(model, model_name: str, path: str | os.PathLike, **read_options) -> LabeledEvaluation:
+    """Read ``path`` (train.readers.read_labeled's options) and score ``model`` on every row of it."""
+    texts = read_for_model(path, model.labels, model_name, **read_options)
+    return LabeledEvaluation(model=model_name, data=texts.summary(), metrics=evaluate_labeled(model, texts))
+
+
+def format_labeled_evaluation(result: LabeledEvaluation) -> str:
+    data = result.data
+    skipped = f", {data['skipped_rows']:,} bad rows skipped" if data.get("skipped_rows") else ""
+    return (f"{result.model} on {data['source']} ({data['rows']:,} rows{skipped}):\n"
+            + format_metrics(result.metrics))
 
 
 # Hand-written negations: where word order matters most and a bag of n-grams is weakest.

@@ -127,6 +127,9 @@ def run_levers(config: RunConfig, data: TrainingData, levers=(), test_reviews: i
                hashed_buckets: int = HASHED_BUCKETS) -> dict:
     """Measure each lever (default: all); returns {"rows": [...], "table": markdown, ...}."""
     levers = check_levers(levers)
+    if len(data.label_names) != 2:
+        raise LeverError(f"the levers are measured on data of two labels (one logit); {data.source} has "
+                         f"{len(data.label_names)}: {', '.join(data.label_names)}")
     started = time.time()
     setup = set_up_training(config, data, test_reviews)
     if setup.ngrams is None:

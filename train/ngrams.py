@@ -8,13 +8,21 @@ Naive-Bayes log-count ratio before the regression (NBSVM, Wang & Manning
 2012), and the fitted weight of a feature is coefficient x ratio, so the
 model needs one number per table row.
 
+With three or more labels the table holds one weight per label: label k's
+column is an NBSVM of k against the other labels (one-vs-rest, its own
+ratios). On SST-5 that is as accurate as one multinomial regression on the
+same features (test 0.389 against 0.389 at C=10, validation 0.386 against
+0.365) and six times faster (15 s against 87 s for five labels), and each
+column is a liblinear fit as for two labels.
+
 The learned dictionary (``learn_dictionary``) is chosen the same way: a
 regression on every bigram and trigram code, exactly, then the codes with
-the largest weights get the dictionary's slots.
+the largest weights (over the labels) get the dictionary's slots.
 """
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 
@@ -42,10 +50,14 @@ log = logging.getLogger("sentilite.train")
 
 @dataclass(frozen=True)
 class NgramBranch:
-    """A fitted n-gram branch: its table, bias and (learned) dictionary; ``logit`` is what the model adds."""
+    """A fitted n-gram branch: its table, bias and (learned) dictionary; ``logit`` is what the model adds.
+
+    Two labels: ``weights`` (rows,) and a float ``bias``, one logit; N labels:
+    ``weights`` (rows, N) and ``bias`` (N,), one logit per label.
+    """
 
     weights: np.ndarray
-    bias: float
+    bias: float | np.ndarray
     dictionary: NgramDictionary | None
     vocab_size: int
     buckets: int
@@ -111,15 +123,46 @@ def nb_ratio(matrix, labels: np.ndarray, alpha: float = 1.0) -> np.ndarray:
     return np.log((p / p.sum()) / (q / q.sum())).astype(np.float32)
 
 
-def fit_ngram_weights(matrix, labels: np.ndarray, c: float, ratio_rows=None,
-                      zero_padding: bool = True) -> tuple[np.ndarray, float]:
-    """(one weight per table row, bias). NB ratios come from ``ratio_rows`` (whole reviews, not crops)."""
+def fit_ngram_weights(matrix, labels: np.ndarray, c: float, ratio_rows=None, zero_padding: bool = True,
+                      classes: int = 2, class_weight: str | None = None) -> tuple[np.ndarray, float | np.ndarray]:
+    """(weights, bias) of the table rows. NB ratios come from ``ratio_rows`` (whole reviews, not crops).
+
+    Two ``classes``: one weight per row and a float bias (labels 0/1);
+    more: (rows, classes) weights and (classes,) biases, column k the
+    regression of class k against the rest (labels are class indexes).
+    ``class_weight="balanced"`` weighs each regression's two sides inversely
+    to their frequency (scikit-learn's).
+    """
+    if classes == 2:
+        return _nbsvm(matrix, labels, c, ratio_rows, zero_padding, class_weight)
+    from concurrent.futures import ThreadPoolExecutor
+
+    def fit_label(k):
+        return _nbsvm(matrix, (np.asarray(labels) == k).astype(np.float32), c, ratio_rows, zero_padding, class_weight)
+
+    # liblinear releases the GIL while it fits, so the labels' regressions share the cores. Its primal
+    # solver draws nothing at random: the weights are those of one fit after another.
+    with ThreadPoolExecutor(max_workers=max(1, min(classes, _cores()))) as pool:
+        fits = list(pool.map(fit_label, range(classes)))
+    return np.stack([w for w, _ in fits], axis=1), np.array([b for _, b in fits], np.float32)
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS and Windows have no affinity
+        return os.cpu_count() or 1
+
+
+def _nbsvm(matrix, labels: np.ndarray, c: float, ratio_rows, zero_padding: bool,
+           class_weight: str | None) -> tuple[np.ndarray, float]:
+    """One NB-weighted logistic regression of 0/1 labels: (one weight per column, bias)."""
     import scipy.sparse as sp
     from sklearn.linear_model import LogisticRegression
 
     ratio_rows = slice(None) if ratio_rows is None else ratio_rows
     ratio = nb_ratio(matrix[ratio_rows], labels[ratio_rows])
-    regression = LogisticRegression(C=c, solver="liblinear", max_iter=5000)
+    regression = LogisticRegression(C=c, solver="liblinear", max_iter=5000, class_weight=class_weight)
     regression.fit(matrix @ sp.diags(ratio), labels)
     weights = (regression.coef_.ravel() * ratio).astype(np.float32)
     if zero_padding:
@@ -127,39 +170,52 @@ def fit_ngram_weights(matrix, labels: np.ndarray, c: float, ratio_rows=None,
     return weights, float(regression.intercept_[0])
 
 
-def ngram_logits(matrix, weights: np.ndarray, bias: float) -> np.ndarray:
+def ngram_logits(matrix, weights: np.ndarray, bias: float | np.ndarray) -> np.ndarray:
+    """(n,) logits of a one-weight table, (n, N) of an N-label one."""
     return (matrix @ weights + bias).astype(np.float32)
 
 
-def refit_ngram_weights(matrices, labels, review_rows, c: float) -> tuple[np.ndarray, float]:
+def refit_ngram_weights(matrices, labels, review_rows, c: float, classes: int = 2,
+                        class_weight: str | None = None) -> tuple[np.ndarray, float | np.ndarray]:
     """``fit_ngram_weights`` on several row sets at once: the kept branch sees the fitting and the validation rows."""
     import scipy.sparse as sp
 
     return fit_ngram_weights(sp.vstack(list(matrices)).tocsr(), np.concatenate(list(labels)), c,
-                             ratio_rows=np.concatenate(list(review_rows)))
+                             ratio_rows=np.concatenate(list(review_rows)), classes=classes,
+                             class_weight=class_weight)
 
 
 def learn_dictionary(ids: np.ndarray, labels: np.ndarray, review_rows, vocab_size: int, slots: int,
-                     c: float) -> NgramDictionary:
+                     c: float, classes: int = 2, class_weight: str | None = None) -> NgramDictionary:
     """The dictionary of a branch: the bigram and trigram codes that earn a slot, and where each lives.
 
     Every code of the rows is a feature of one exact NB-weighted regression
     (no hashing, so no collisions); the ``DICTIONARY_LOAD * slots`` codes with
-    the largest absolute weights are kept and placed by ``place_keys``.
+    the largest absolute weights (for N labels: the largest over the labels)
+    are kept and placed by ``place_keys``.
     """
     started = time.time()
-    codes, weights = exact_ngram_weights(ids, labels, review_rows, vocab_size, c)
+    codes, weights = exact_ngram_weights(ids, labels, review_rows, vocab_size, c, classes, class_weight)
     wanted = int(DICTIONARY_LOAD * slots)
-    order = np.argsort(-np.abs(weights), kind="stable")[:wanted]
+    order = np.argsort(-weight_strength(weights), kind="stable")[:wanted]
     dictionary, placed = place_keys(codes[order], slots)
     log.info("n-gram dictionary: %d of %d bigram/trigram codes placed in %d slots (%.0f s)",
              placed, len(codes), slots, time.time() - started)
     return dictionary
 
 
-def exact_ngram_weights(ids: np.ndarray, labels: np.ndarray, review_rows, vocab_size: int,
-                        c: float) -> tuple[np.ndarray, np.ndarray]:
-    """(every bigram/trigram code seen, its weight) from one NB-weighted regression with the unigrams."""
+def weight_strength(weights: np.ndarray) -> np.ndarray:
+    """How much each code weighs in the branch: |weight|, or for N labels the largest |weight| over them."""
+    weights = np.abs(weights)
+    return weights if weights.ndim == 1 else weights.max(axis=1)
+
+
+def exact_ngram_weights(ids: np.ndarray, labels: np.ndarray, review_rows, vocab_size: int, c: float,
+                        classes: int = 2, class_weight: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(every bigram/trigram code seen, its weight(s)) from one NB-weighted regression with the unigrams.
+
+    The weights are (codes,) for two classes, (codes, classes) for more.
+    """
     def codes(chunk):
         chunk = np.asarray(chunk, np.int64)
         keys, valid = ngram_keys(chunk, vocab_size)
@@ -174,7 +230,8 @@ def exact_ngram_weights(ids: np.ndarray, labels: np.ndarray, review_rows, vocab_
     known, columns = np.unique(found, return_inverse=True)
     matrix = _csr(values, rows, columns, (len(ids), len(known)))
     # Column 0 is a real unigram here, not padding: it keeps its weight.
-    weights, _ = fit_ngram_weights(matrix, labels, c, ratio_rows=review_rows, zero_padding=False)
+    weights, _ = fit_ngram_weights(matrix, labels, c, ratio_rows=review_rows, zero_padding=False, classes=classes,
+                                   class_weight=class_weight)
     longer = known >= 0
     return known[longer], weights[longer]
 

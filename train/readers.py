@@ -129,11 +129,11 @@ class LabeledTexts:
         return dataclasses.replace(self, texts=tuple(self.texts[i] for i in index),
                                    labels=_read_only(self.labels[index]))
 
-    def split(self, fraction: float, seed: int) -> tuple[LabeledTexts, LabeledTexts]:
+    def split(self, fraction: float, seed: int, holdout: str = "holdout") -> tuple[LabeledTexts, LabeledTexts]:
         """(rest, holdout): a seeded, stratified ``fraction`` of each class held out (see stratified_split)."""
-        rest, holdout = stratified_split(self.labels, fraction, seed, label_names=self.label_names,
-                                         source=self.source)
-        return self.take(rest), self.take(holdout)
+        rest, held = stratified_split(self.labels, fraction, seed, label_names=self.label_names,
+                                      source=self.source, holdout=holdout)
+        return self.take(rest), self.take(held)
 
     def summary(self) -> dict:
         """What was read, JSON-ready, for metrics.json."""
@@ -171,6 +171,7 @@ def read_labeled(
     skip_bad_rows: bool = False,
     max_text_chars: int = MAX_TEXT_CHARS,
     max_input_bytes: int = MAX_INPUT_BYTES,
+    labels_source: str = "labels=",
 ) -> LabeledTexts:
     """Read a labeled file: the format from its name (``data_format`` overrides), a folder per class for a folder.
 
@@ -185,6 +186,8 @@ def read_labeled(
     evaluating on a file that lacks a rare class). Of a folder only the
     sub-folders ``labels`` names are read. Without ``labels``, the classes
     are the data's, in numeric order when all are integers, else sorted.
+    ``labels_source`` says in an error where ``labels`` came from
+    (``--labels``, or the training file a test file must match).
     """
     path = Path(path).expanduser()
     if data_format is not None:
@@ -198,12 +201,12 @@ def read_labeled(
     if not path.exists():
         raise LabeledDataError(f"{path}: no such file or folder")
     options = _Options(text_column, label_column, has_header, encoding, skip_bad_rows, max_text_chars,
-                       max_input_bytes)
+                       max_input_bytes, labels_source)
     if path.is_dir():
         if data_format not in (None, "folder"):
             raise LabeledDataError(f"{path}: is a folder, not a {data_format} file")
         rows = _Rows(str(path), "folder", options)
-        _read_folder(path, rows, wanted)
+        _read_folder(path, rows, wanted, require_all_labels)
     else:
         if data_format == "folder":
             raise LabeledDataError(f"{path}: is a file; data_format='folder' reads a folder with one "
@@ -215,33 +218,36 @@ def read_labeled(
 
 
 def stratified_split(labels, fraction: float, seed: int, *, label_names: Sequence[str] | None = None,
-                     source: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+                     source: str | None = None, holdout: str = "holdout") -> tuple[np.ndarray, np.ndarray]:
     """Seeded indices (rest, holdout), each in file order, with ``fraction`` of every class held out.
 
     A class too small to leave a row on each side is refused rather than
     missing from one side, where it would train or score nothing.
+    ``holdout`` names the held-out split in that error ("test", or "test
+    split (no --test-data given)").
     """
     if not 0.0 < fraction < 1.0:
         raise SplitError(f"the holdout fraction must be between 0 and 1, got {fraction}")
     labels = np.asarray(labels)
     rng = np.random.default_rng(seed)
-    rest, holdout = [], []
+    rest, held_out = [], []
     for label in np.unique(labels):
         index = np.flatnonzero(labels == label)
         held = int(np.floor(len(index) * fraction + 0.5))
         if len(index) < 2 or held == 0 or held == len(index):
             name = label_names[label] if label_names is not None else int(label)
-            side = "holdout" if held == 0 else "training"
+            side = holdout.split()[0] if held == 0 else "training"
+            split = holdout if "split" in holdout else f"{holdout} split"
             raise SplitError(f"{source + ': ' if source else ''}class {name!r} has {_rows(len(index))}: too few "
-                             f"for a {fraction:g} holdout split, "
+                             f"for a {fraction:g} {split}, "
                              f"which would leave none on the {side} side; it needs at least "
                              f"{_rows_to_split(fraction)} rows (add rows, or merge or drop the class)")
         index = index[rng.permutation(len(index))]
-        holdout.append(index[:held])
+        held_out.append(index[:held])
         rest.append(index[held:])
     if not rest:
         raise SplitError(f"{source + ': ' if source else ''}nothing to split: no rows")
-    return np.sort(np.concatenate(rest)), np.sort(np.concatenate(holdout))
+    return np.sort(np.concatenate(rest)), np.sort(np.concatenate(held_out))
 
 
 def _rows_to_split(fraction: float) -> int:
@@ -305,6 +311,7 @@ class _Options:
     skip_bad_rows: bool
     max_text_chars: int
     max_input_bytes: int
+    labels_source: str = "labels="
 
 
 class _Rows:
@@ -475,7 +482,7 @@ class _Rows:
                 if missing and require_all_labels:
                     parts.append("missing " + ", ".join(map(repr, missing)) + " (no row has "
                                  + ("it)" if len(missing) == 1 else "them)"))
-                raise LabelSetError(f"{self.where}: its labels do not match labels= "
+                raise LabelSetError(f"{self.where}: its labels do not match {self.options.labels_source} "
                                     f"({', '.join(map(repr, wanted))}): {'; '.join(parts)}")
             order = wanted
         else:
@@ -916,7 +923,7 @@ def _check_parquet_type(rows: _Rows, column: str, arrow_type, role: str, pa) -> 
 
 
 # -- a folder per class ------------------------------------------------------------------------------------------
-def _read_folder(folder: Path, rows: _Rows, wanted: tuple[str, ...] | None) -> None:
+def _read_folder(folder: Path, rows: _Rows, wanted: tuple[str, ...] | None, require_all_labels: bool = True) -> None:
     options = rows.options
     if options.text_column is not None or options.label_column is not None or options.has_header:
         raise LabeledDataError(f"{folder}: a folder of .txt files has no columns or header; drop --text-column, "
@@ -930,10 +937,11 @@ def _read_folder(folder: Path, rows: _Rows, wanted: tuple[str, ...] | None) -> N
     classes = {name: files for name, files in classes.items() if files}
     if wanted is not None:
         missing = [name for name in wanted if name not in classes]
-        if missing:
+        if missing and require_all_labels:
             raise LabelSetError(f"{folder}: no sub-folder with .txt files for {', '.join(map(repr, missing))} "
-                                f"(labels=); its sub-folders with .txt files: {_columns_list(list(classes))}")
-        classes = {name: classes[name] for name in wanted}
+                                f"({options.labels_source}); its sub-folders with .txt files: "
+                                f"{_columns_list(list(classes))}")
+        classes = {name: classes[name] for name in wanted if name in classes}
     if not classes:
         found = _columns_list([p.name for p in subfolders])
         raise LabeledDataError(f"{folder}: no label sub-folders: expected one sub-folder per class (e.g. neg/ and "

@@ -47,8 +47,9 @@ def results_table(folder: str) -> str:
                     if model.get("ngram_lookup") == "dictionary" else f"{model['ngram_buckets']:,} buckets")
             size += f"; length {tok['maxlen']}"
             ablation = m.get("ablation", {})
-            alone = lambda part: (f"{ablation[part]['test_accuracy']:.4f} ({_short(ablation[part]['short_text'])})"  # noqa: E731
-                                  if part in ablation else "-")
+            alone = lambda part: (  # noqa: E731
+                f"{ablation[part]['test_accuracy']:.4f} ({_short(ablation[part].get('short_text'))})"
+                if part in ablation else "-")
             rows.append(
                 f"| {m['cell']} | {m['preset']} | {size} | {m['weights']:,} | {m['test_accuracy']:.4f} | "
                 f"{_short(m.get('short_text', {}).get('accuracy'))} | {alone('ngrams_only')} | {alone('cell_only')} | "

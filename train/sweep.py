@@ -34,21 +34,25 @@ def run_seed_sweep(config: RunConfig, seeds: list[int], out: str | os.PathLike, 
     """
     out = Path(out)
     runs = []
+    # The short-text check is IMDB's; other data gets macro-F1 instead.
+    measures = ("test_accuracy", "short_text", "validation_accuracy", "train_seconds") if data.imdb else (
+        "test_accuracy", "test_macro_f1", "validation_accuracy", "train_seconds")
     for index, seed in enumerate(seeds, 1):
         log.info("seed %d (%d/%d)", seed, index, len(seeds))
         metrics = train_model(config.replace(training={"seed": seed}), out / f"seed-{seed}", data, verbose=verbose)
-        runs.append({"seed": seed, **{k: metrics[k] for k in ("test_accuracy", "short_text", "validation_accuracy",
-                                                             "train_seconds")},
-                     "ablation": metrics.get("ablation")})
+        runs.append({"seed": seed, **{k: metrics[k] for k in measures}, "ablation": metrics.get("ablation")})
     summary = {
         "name": config.name,
         "seeds": list(seeds),
         "data": data.describe(),
         "test_accuracy": _spread([r["test_accuracy"] for r in runs]),
-        "short_text": {f"last_{k}_words": _spread([r["short_text"]["accuracy"][i] for r in runs])
-                       for i, k in enumerate(SHORT_TEXT_WORDS)},
-        "runs": runs,
     }
+    if data.imdb:
+        summary["short_text"] = {f"last_{k}_words": _spread([r["short_text"]["accuracy"][i] for r in runs])
+                                 for i, k in enumerate(SHORT_TEXT_WORDS)}
+    else:
+        summary["test_macro_f1"] = _spread([r["test_macro_f1"] for r in runs])
+    summary["runs"] = runs
     if all(r["ablation"] for r in runs):
         summary["ngrams_only_test_accuracy"] = _spread([r["ablation"]["ngrams_only"]["test_accuracy"] for r in runs])
     summary["table"] = format_sweep(summary)
@@ -64,7 +68,9 @@ def format_sweep(summary: dict) -> str:
     lines = [f"{summary['name']}, seeds {', '.join(map(str, summary['seeds']))} ({summary['data']}):", "",
              "| measure | mean (min - max, sd) |", "|---|---|",
              f"| test accuracy | {cell(summary['test_accuracy'])} |"]
-    for name, s in summary["short_text"].items():
+    if "test_macro_f1" in summary:
+        lines.append(f"| test macro-F1 | {cell(summary['test_macro_f1'])} |")
+    for name, s in summary.get("short_text", {}).items():
         lines.append(f"| {name.replace('_', ' ')} | {cell(s)} |")
     if "ngrams_only_test_accuracy" in summary:
         lines.append(f"| n-gram branch alone, test accuracy | {cell(summary['ngrams_only_test_accuracy'])} |")

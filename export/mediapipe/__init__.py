@@ -27,8 +27,9 @@ sentilite files, and why:
   back into float32 by DEQUANTIZE (the two lookup tables after their GATHER),
   so every operator computes in float32 as the Keras model does: the only
   loss is the rounding of the weights.
-- The output is float32 ``[1, 2]``: P(negative), P(positive). MediaPipe
-  refuses int8 outputs.
+- The output is float32 ``[1, N]``, one score per label in the label
+  file's order: for two labels P(negative), P(positive) from the one
+  logit's sigmoid, for more the softmax. MediaPipe refuses int8 outputs.
 - The associated files are zipped uncompressed: MediaPipe's reader refuses
   anything else ("Expected uncompressed zip archive.",
   mediapipe/tasks/cc/metadata/utils/zip_utils.cc).
@@ -45,4 +46,44 @@ The package, one module a concern:
     client           the real clients in their venv, and the emulation of them
     client_venv      a script run by path: creates the clients' venv and runs them inside it
     validation       the check export_package runs on the file (validate_mediapipe)
+
+Some models get no file (``unsupported_reason``): the RegexTokenizer splits
+a text at the matches of its delimiter pattern and keeps only what lies
+between them (mediapipe/tasks/cc/text/tokenizers/regex_tokenizer.cc wraps
+the pattern in one group and ends each token where that group starts), so
+a token is never shorter than the run of characters between two
+delimiters. Making each Han, Hiragana or Katakana character a token would
+need a delimiter of width zero between two of them: RE2 has no lookaround,
+its ``\b`` knows ASCII word characters only, and an empty match would not
+move the tokenizer on. A model whose tokenizer makes such characters words
+of their own (``TokenizerConfig.character_words``) cannot be fed the ids it
+was trained on.
 """
+from __future__ import annotations
+
+from sentilite.runtime.recurrence import dictionary_groups
+
+
+def unsupported_reason(run_config) -> str | None:
+    """Why the model gets no model.mediapipe.tflite, in one line; None when it gets one.
+
+    Read before anything is converted, so the export leaves the file out
+    and says why instead of failing.
+    """
+    from .file import MAX_FILE_BYTES
+
+    character_words = getattr(run_config.tokenizer, "character_words", "none")
+    if character_words != "none":
+        return (f"the tokenizer makes single characters words (character_words={character_words!r}); MediaPipe's "
+                f"RegexTokenizer splits text only at delimiters, never between two letters")
+    model = run_config.model
+    if model.ngram_buckets:
+        # What the file must hold whatever its vocabulary: the n-gram buckets' int8 weights, one per label
+        # logit, and a dictionary's uint8 fingerprints and int16 displacements.
+        fixed = model.ngram_buckets * model.outputs
+        if model.ngram_dictionary:
+            fixed += model.ngram_buckets + 2 * dictionary_groups(model.ngram_buckets)
+        if fixed >= MAX_FILE_BYTES:
+            return (f"its n-gram table alone ({model.ngram_buckets:,} buckets x {model.outputs} logits) is "
+                    f"{fixed:,} bytes at 8 bits, over the file's {MAX_FILE_BYTES:,}")
+    return None

@@ -11,7 +11,9 @@ also creates that venv from any Python:
     .venv-mediapipe/bin/python export/mediapipe/client_venv.py describe MODEL
 
 ``classify`` runs each model on every text, one text a call as an app
-would, and writes P(positive) per model and engine: MediaPipe Tasks
+would, and writes per model and engine each text's score of every label
+in the order of the file's label file, and P(positive), the second label's
+score, for a file of two labels: MediaPipe Tasks
 ``TextClassifier`` and, when tflite-support is installed, the TFLite Task
 Library ``NLClassifier``.
 """
@@ -25,6 +27,7 @@ import subprocess
 import sys
 import time
 import venv
+import zipfile
 from pathlib import Path
 
 # The versions the file is checked with; pyproject's [mediapipe] extra lists the same (a test holds them equal).
@@ -34,7 +37,7 @@ CLIENT_REQUIREMENTS = (MEDIAPIPE_REQUIREMENT, TASK_LIBRARY_REQUIREMENT)
 # Written last by `setup`: what was installed. A venv without it is unfinished.
 STAMP_FILE = ".sentilite-client.json"
 ENGINES = ("mediapipe", "nlclassifier")
-POSITIVE = "positive"
+LABEL_FILE = "labels.txt"  # metadata.LABEL_FILE: this script imports nothing of sentilite
 
 
 def venv_python(folder: Path) -> Path:
@@ -104,28 +107,38 @@ def _nlclassifier(model: str):
     return None, lambda text: classifier.classify(text).classifications[0].categories
 
 
+def label_names(model: str) -> list[str]:
+    """The lines of the file's label file: its output's columns in order (NLClassifier gives no category index)."""
+    with zipfile.ZipFile(model) as archive:
+        return [line for line in archive.read(LABEL_FILE).decode("utf-8").split("\n") if line]
+
+
 def classify(models: list[str], texts: list[str], engines: list[str]) -> dict:
-    """{engine: {model: [P(positive) per text]}}, the category names seen, the largest |sum of scores - 1|,
-    and texts per second per engine."""
-    out, speed, names, sum_error = {}, {}, {}, {}
+    """{"probabilities": {engine: {model: [[score of each label] per text]}}, "positive": the same for files of
+    two labels, [P(second label) per text]}, the category names seen, the largest |sum of scores - 1|, and texts
+    per second per engine."""
+    out, positive, speed, names, sum_error = {}, {}, {}, {}, {}
     for engine in engines:
         make = _mediapipe_classifier if engine == "mediapipe" else _nlclassifier
-        out[engine], seen, worst = {}, set(), 0.0
+        out[engine], positive[engine], seen, worst = {}, {}, set(), 0.0
         started = time.perf_counter()
         for model in models:
             closable, run = make(model)
-            scores = []
+            labels, rows = label_names(model), []
             for text in texts:
                 categories = {c.category_name: c.score for c in run(text)}
                 seen.update(categories)
                 worst = max(worst, abs(sum(categories.values()) - 1.0))
-                scores.append(categories[POSITIVE])
-            out[engine][model] = scores
+                rows.append([categories[label] for label in labels])
+            out[engine][model] = rows
+            if rows and len(rows[0]) == 2:
+                positive[engine][model] = [row[1] for row in rows]
             if closable is not None:
                 closable.close()
         speed[engine] = round(len(models) * len(texts) / max(time.perf_counter() - started, 1e-9), 1)
         names[engine], sum_error[engine] = sorted(seen), worst
-    return {"positive": out, "categories": names, "max_sum_error": sum_error, "texts_per_second": speed}
+    return {"probabilities": out, "positive": positive, "categories": names, "max_sum_error": sum_error,
+            "texts_per_second": speed}
 
 
 def describe(model: str) -> dict:

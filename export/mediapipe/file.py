@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sentilite.runtime.architecture import ModelConfig
+from sentilite.runtime.architecture import BINARY_LABELS, ModelConfig
 from sentilite.runtime.tokenizer import Tokenizer
 from sentilite.shared.files import atomic_write_bytes
 
@@ -27,10 +27,20 @@ SIZE_MARGIN = 1024
 
 
 def _row_bytes(model: ModelConfig, weights: dict[str, np.ndarray]) -> int:
-    """Bytes of int8 weights one vocabulary id costs: its input-table row and its unigram weight."""
+    """Bytes of int8 weights one vocabulary id costs: its input-table row and its unigram weights (one a logit)."""
     table = weights.get("embedding")
     width = (table if table is not None else weights["kernel"]).shape[1]
-    return int(width) + (1 if model.ngram_buckets else 0)
+    return int(width) + (model.outputs if model.ngram_buckets else 0)
+
+
+def _description(ctx, length: int) -> str:
+    """What the file does, for its metadata; a model of the default two labels is the IMDB sentiment model."""
+    if tuple(ctx.labels) == BINARY_LABELS:
+        what = "IMDB movie-review sentiment"
+    else:
+        what = f"Text classification into {len(ctx.labels)} labels"
+    return f"{what}, {ctx.model.cell} cell (sentilite {ctx.name}). The model reads the last {ctx.maxlen} tokens of " \
+           f"the first {length}."
 
 
 def _zip_bytes(files: dict[str, bytes]) -> int:
@@ -57,9 +67,8 @@ def build_file(ctx, *, max_bytes: int = MAX_FILE_BYTES) -> tuple[bytes, MobileVo
             f"reaching {vocab.coverage:.2%} of the training reviews' words.")
         return metadata_flatbuffer(
             name=f"sentilite {ctx.name}", version=_sentilite_version(), input_name="ids", output_name="probabilities",
-            delimiter=DELIMITER_PATTERN, labels_description="negative, positive",
-            description=(f"IMDB movie-review sentiment, {ctx.model.cell} cell (sentilite {ctx.name}). The model "
-                         f"reads the last {ctx.maxlen} tokens of the first {length}.{detail}"))
+            delimiter=DELIMITER_PATTERN, labels_description=", ".join(ctx.labels),
+            description=_description(ctx, length) + detail)
 
     # the description grows by at most ~120 characters once the vocabulary is known
     fixed = len(whole) - vocab_size * row_bytes + len(metadata_for(None)) + 160 + _zip_bytes(

@@ -14,7 +14,10 @@ from ..weights import ngram_dictionary
 
 def build_unrolled_function(model: ModelConfig, weights: dict[str, np.ndarray], maxlen: int, vocab_size: int,
                             kept_ids: int, length: int):
-    """The forward pass as a tf.function over the client's int32 [1, length] row; returns float32 [1, 2].
+    """The forward pass as a tf.function over the client's int32 [1, length] row; returns float32 [1, N].
+
+    Two labels: [1 - p, p] of the single logit's sigmoid p; N labels: the
+    softmax over them, in label order.
 
     Only ids < kept_ids can occur (the vocabulary file has no others), so the
     weight rows of the others are left out; the bigram rows keep their hash,
@@ -93,6 +96,8 @@ def build_unrolled_function(model: ModelConfig, weights: dict[str, np.ndarray], 
         logit = tf.matmul(state[0], dense_kernel) + dense_bias
         if ngram is not None:
             logit = logit + ngram(row[None, :])
+        if model.outputs != 1:
+            return tf.nn.softmax(logit, name="probabilities")
         positive = tf.sigmoid(logit)
         return tf.concat([1.0 - positive, positive], axis=-1, name="probabilities")
 

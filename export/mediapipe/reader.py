@@ -11,7 +11,7 @@ from pathlib import Path
 from ..errors import ExportValidationError
 from ..tflite.describe import describe_tflite
 from ..tflite.schema import read_model, tensor_type_names
-from .metadata import VOCAB_FILE
+from .metadata import LABEL_FILE, VOCAB_FILE
 from .regex_tokenizer import DELIMITER_PATTERN
 
 
@@ -35,6 +35,10 @@ class MediapipeFile:
             raise ExportValidationError(f"{path}: no associated files ({exc})") from None
         start = min(i.header_offset for i in infos) if infos else len(content)
         return cls(content, start, files, [i.filename for i in infos if i.compress_type != zipfile.ZIP_STORED])
+
+    def labels(self) -> tuple[str, ...]:
+        """The label file's lines: the names of the output's columns, in order."""
+        return tuple(line for line in self.files[LABEL_FILE].decode("utf-8").split("\n") if line)
 
     def vocabulary(self) -> dict[str, int]:
         lines = self.files[VOCAB_FILE].decode("utf-8").splitlines()

@@ -13,8 +13,9 @@ from sentilite.runtime.tokenizer import OOV_ID, PAD_ID, Tokenizer, normalize_tex
 from sentilite.shared.files import sha256_bytes
 
 from ..errors import ExportValidationError
-from ..validate import Evaluation, Tolerance, WrittenFile, check_accuracy_change, compare
-from .client import emulate_client, find_client, run_client
+from ..validate import (Evaluation, Tolerance, WrittenFile, check_accuracy_change, compare, top_label_accuracy,
+                        top_labels)
+from .client import client_answers, emulate_client, find_client, run_client
 from .file import MAX_FILE_BYTES
 from .metadata import LABEL_FILE, VOCAB_FILE
 from .reader import MediapipeFile, describe_mediapipe
@@ -51,8 +52,9 @@ def check_structure(path: str | os.PathLike, shown_as: str, max_bytes: int = MAX
     inputs, outputs = info["inputs"], info["outputs"]
     if len(inputs) != 1 or inputs[0]["dtype"] != "int32" or len(inputs[0]["shape"]) != 2 or inputs[0]["shape"][0] != 1:
         problems.append(f"input {inputs} is not one int32 [1, L]")
-    if len(outputs) != 1 or outputs[0]["dtype"] != "float32" or outputs[0]["shape"] != [1, 2]:
-        problems.append(f"output {outputs} is not one float32 [1, 2]")
+    classes = len(file.labels()) if LABEL_FILE in file.files else 2
+    if len(outputs) != 1 or outputs[0]["dtype"] != "float32" or outputs[0]["shape"] != [1, classes]:
+        problems.append(f"output {outputs} is not one float32 [1, {classes}]")
     if file.compressed:
         problems.append(f"compressed associated files {file.compressed} (MediaPipe reads stored ones only)")
     missing = {VOCAB_FILE, LABEL_FILE} - set(file.files)
@@ -127,7 +129,7 @@ def validate_mediapipe(file: WrittenFile, evaluation: Evaluation) -> dict:
     keras_accuracy = evaluation.keras_accuracy
     from sentilite.runtime.backends import create_backend
     from sentilite.runtime.model import run_batches
-    from sentilite.train.evaluate import SHORT_TEXT_WORDS, accuracy
+    from sentilite.train.evaluate import SHORT_TEXT_WORDS
 
     started = time.time()
     if any(len(s.texts) != len(s.labels) for s in (validation_set, test_set, *short_sets)):
@@ -141,29 +143,30 @@ def validate_mediapipe(file: WrittenFile, evaluation: Evaluation) -> dict:
     engine, emulation_diff, nlclassifier = EMULATED, None, None
     if client is None:
         log.warning("%s: no MediaPipe client venv (make mediapipe-client); evaluating with the emulation", shown_as)
-        positive = emulated
+        answers = emulated
     else:
         python, stamp = client
         result = run_client([path], test_texts, python, engines=stamp.get("engines", ["mediapipe"]))
-        positive = result["positive"]["mediapipe"][str(path)]
+        answers = client_answers(result, "mediapipe", path)
         engine = f"{stamp['requirements'][0]} TextClassifier ({result['texts_per_second']['mediapipe']:.0f} texts/s)"
-        emulation_diff = float(np.max(np.abs(positive - emulated))) if len(positive) else 0.0
+        emulation_diff = float(np.max(np.abs(answers - emulated))) if len(answers) else 0.0
         if emulation_diff > EMULATION_TOLERANCE:
             raise ExportValidationError(f"{shown_as}: the emulated client differs from MediaPipe by "
                                         f"{emulation_diff:.3g} on the test reviews: mediapipe_regex_tokens no longer "
                                         f"matches the RegexTokenizer")
-        if "nlclassifier" in result["positive"]:  # the TFLite Task Library, against MediaPipe
+        if "nlclassifier" in result["probabilities"]:  # the TFLite Task Library, against MediaPipe
             nlclassifier = {"engine": f"{stamp['requirements'][1]} NLClassifier",
-                            **compare(positive, result["positive"]["nlclassifier"][str(path)])}
-    test_stats = compare(test_set.keras, positive)
-    file_accuracy = accuracy(positive, test_set.labels)
-    check_accuracy_change(shown_as, "mediapipe", keras_accuracy, file_accuracy, len(test_set.labels), tolerance)
+                            **compare(answers, client_answers(result, "nlclassifier", path))}
+    test_stats = compare(test_set.keras, answers)
+    file_accuracy = top_label_accuracy(answers, test_set.labels)
+    check_accuracy_change(shown_as, "mediapipe", keras_accuracy, file_accuracy, len(test_set.labels), tolerance,
+                          round((1.0 - test_stats["agreement"]) * test_stats["n"]))
     runtime = None
     reference_file = Path(path).parent / RUNTIME_REFERENCE
     if reference_file.exists():
         reference = run_batches(create_backend("tflite", reference_file.read_bytes(), str(reference_file)),
                                 test_set.ids, 256)
-        runtime = {"file": RUNTIME_REFERENCE, **compare(reference, positive)}
+        runtime = {"file": RUNTIME_REFERENCE, **compare(reference, answers)}
         if runtime["agreement"] < tolerance.min_agreement:
             raise ExportValidationError(
                 f"{shown_as}: labels agree with the sentilite runtime's {RUNTIME_REFERENCE} on "
@@ -171,11 +174,13 @@ def validate_mediapipe(file: WrittenFile, evaluation: Evaluation) -> dict:
         # the package's tokenizer.json, beside where the file will be moved (shown_as)
         tokenizer = Tokenizer.from_file(Path(shown_as).parent / "tokenizer.json")
         runtime["differences"] = explain_differences(test_texts, test_set.ids, MediapipeFile.read(path).vocabulary(),
-                                                     length, tokenizer, (reference >= 0.5) == (positive >= 0.5))
+                                                     length, tokenizer, top_labels(reference) == top_labels(answers))
     else:
         log.warning("%s: no %s beside it to compare with; export the tflite format too", shown_as, RUNTIME_REFERENCE)
-    val_positive = emulate_client(path, list(validation_set.texts))
-    short = [round(accuracy(emulate_client(path, list(s.texts)), s.labels), 6) for s in short_sets]
+    val_answers = emulate_client(path, list(validation_set.texts))
+    short = [round(top_label_accuracy(emulate_client(path, list(s.texts)), s.labels), 6) for s in short_sets]
+    short_text = {"short_text": {"words": list(SHORT_TEXT_WORDS), "n": len(test_set.labels), "accuracy": short,
+                                 "engine": "emulated"}} if short_sets else {}
     content = Path(path).read_bytes()
     log.info("%s: MediaPipe check in %.0f s", shown_as, time.time() - started)
     return {
@@ -185,11 +190,9 @@ def validate_mediapipe(file: WrittenFile, evaluation: Evaluation) -> dict:
         "weights": "int8", "activations": "float32",
         "input": {"name": "ids", "dtype": "int32", "shape": [1, length], "variable_length": False,
                   "tokenizer": "RegexTokenizer (metadata)", "padding": "post, moved to the front in the graph"},
-        "validation": {"split": "validation", **compare(validation_set.keras, val_positive), "engine": "emulated"},
+        "validation": {"split": "validation", **compare(validation_set.keras, val_answers), "engine": "emulated"},
         "eval": {"split": "test", "n": len(test_set.labels), "accuracy": round(file_accuracy, 6),
                  "agreement": round(test_stats["agreement"], 6), "max_abs_diff": test_stats["max_abs_diff"],
                  "engine": engine, "emulation_max_abs_diff": emulation_diff, "runtime": runtime,
-                 "nlclassifier": nlclassifier, "tolerance": tolerance.to_dict(),
-                 "short_text": {"words": list(SHORT_TEXT_WORDS), "n": len(test_set.labels), "accuracy": short,
-                                "engine": "emulated"}},
+                 "nlclassifier": nlclassifier, "tolerance": tolerance.to_dict(), **short_text},
     }

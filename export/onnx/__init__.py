@@ -1,7 +1,7 @@
 """ONNX export: every file's graph written from the Keras weights with native ONNX ops, through one builder.
 
     graph.py         the builder and what every file shares: names, the cell's window and pad-state start,
-                     the head (Dense + n-gram branch + Sigmoid), opset and IR version
+                     the head (Dense + n-gram branch + Sigmoid, or Softmax for 3+ labels), opset and IR version
     fp32.py          the recurrence as one native GRU/LSTM node (a SimpleRNN as a GRU)
     fp16.py          fp32 with float16 weights (to_fp16)
     dynamic_int8.py  fp32 with onnxruntime's dynamic quantizer on its Gathers

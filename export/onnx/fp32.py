@@ -3,8 +3,10 @@
 ids (batch, T) -> last `window` ids -> Transpose -> Gather(embedding) -> RNN-as-GRU | LSTM | GRU
 -> last hidden state -> MatMul + Add, plus the n-gram branch (Gather of
 unigram and hashed-bigram rows, ReduceSum, / sqrt(count)) over the whole
-row -> Sigmoid. T is anything up to maxlen: the recurrent state starts where
-the left-out padding would have taken it (graph.cell_start).
+row -> Sigmoid, or Softmax for a model of N labels (a logit per label, from
+a Dense of N units and an n-gram table of N columns). T is anything up to
+maxlen: the recurrent state starts where the left-out padding would have
+taken it (graph.cell_start).
 
 tf2onnx does not read Keras 3 models
 (onnx/tensorflow-onnx#2329) and, through a tf.function, turns SimpleRNN and
@@ -118,4 +120,4 @@ def build_fp32(ctx, name: str = "sentilite") -> onnx.ModelProto:
     b.node(op, ["embedded", "W", "R", "B", ""] + states, ["", "h_last_dir"], name=cell, **attrs)
     b.node("Squeeze", ["h_last_dir", "axis0"], "h_last", name="squeeze_direction")
     head(b, "h_last", ctx, product="logit_mm")
-    return b.model(name)
+    return b.model(name, ctx.model.outputs)

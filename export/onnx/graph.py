@@ -1,8 +1,9 @@
 """The one way every ONNX graph of sentilite is built: a graph builder and the pieces all precisions share.
 
 Every file reads int32 ids (batch, T), T anything up to maxlen, as if
-left-padded to maxlen, and writes P(positive) (batch, 1). What the files
-have in common is built here once:
+left-padded to maxlen, and writes one output: P(positive) (batch, 1) for a
+model of two labels, or the softmax over N labels, ``probabilities``
+(batch, N), in label order. What the files have in common is built here once:
 
 - ``cell_start``: the window the cell reads (the last ``steps`` ids) and the
   state it starts from, the state the padding a short row leaves out would
@@ -10,7 +11,7 @@ have in common is built here once:
   own length instead of maxlen steps;
 - ``time_major``: the window as [time, batch];
 - ``head``: the cell's Dense, plus the n-gram branch (``ngram_logit_nodes``),
-  then the sigmoid.
+  then the sigmoid (one logit) or the softmax (one logit per label).
 
 Between start and head each precision writes its recurrence: a native
 GRU/LSTM node (fp32.py) or a Scan of MatMuls (int8.py). Rewrites of a
@@ -24,6 +25,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from sentilite.runtime.architecture import ModelConfig
 from sentilite.runtime.recurrence import FINGERPRINT_MODULUS, NgramDictionary, trigram_modulus
 
 from ..errors import ConversionError
@@ -32,6 +34,8 @@ from ..weights import ngram_dictionary
 OPSET = 17
 IR_VERSION = 8  # the lowest IR that carries opset 17: older runtimes load it too
 INPUT_NAME, OUTPUT_NAME = "ids", "positive"
+# The output of a model of three or more labels: the softmax over them, (batch, N). OUTPUT_NAME is the one of two.
+PROBABILITIES_NAME = "probabilities"
 INT64_MAX = np.iinfo(np.int64).max
 
 # The recurrent state's inputs (LSTM uses both), each started from a pad-state table.
@@ -50,6 +54,11 @@ NGRAM_DISPLACEMENT_GATHER = "ngram_displacement_gather"
 NGRAM_FINGERPRINT_GATHER = "ngram_fingerprint_gather"
 # Float tables read by a Gather: stored in float16 by to_fp16, quantized by the 8-bit exporters.
 TABLES = ("embedding", NGRAM_TABLE)
+
+
+def output_name(outputs: int) -> str:
+    """The file's output: ``positive`` for one logit (two labels), ``probabilities`` for one logit per label."""
+    return OUTPUT_NAME if outputs == 1 else PROBABILITIES_NAME
 
 
 def make_node(op: str, inputs: list[str], outputs: list[str] | str, *, name: str | None = None,
@@ -96,10 +105,14 @@ class GraphBuilder:
               ) -> onnx.GraphProto:
         return helper.make_graph(self.nodes, name, inputs, outputs, initializer=self.initializers)
 
-    def model(self, name: str) -> onnx.ModelProto:
-        """The graph as a sentilite file: int32 ids (batch, time) in, P(positive) (batch, 1) out, opset OPSET."""
+    def model(self, name: str, outputs: int = 1) -> onnx.ModelProto:
+        """The graph as a sentilite file: int32 ids (batch, time) in, opset OPSET.
+
+        Out: P(positive) (batch, 1) for ``outputs`` 1, else ``probabilities`` (batch, outputs).
+        """
         graph = self.graph(name, [helper.make_tensor_value_info(INPUT_NAME, TensorProto.INT32, ["batch", "time"])],
-                           [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["batch", 1])])
+                           [helper.make_tensor_value_info(output_name(outputs), TensorProto.FLOAT,
+                                                          ["batch", outputs])])
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="sentilite")
         model.ir_version = IR_VERSION
         return model
@@ -153,8 +166,13 @@ def time_major(b: GraphBuilder, window: str) -> str:
 
 
 def head(b: GraphBuilder, h_last: str, ctx, product: str = DENSE_PRODUCT) -> str:
-    """P(positive) from the cell's last state: Dense, plus the n-gram branch when the model has one, then Sigmoid."""
-    weights = ctx.weights
+    """The output from the cell's last state: Dense, plus the n-gram branch when the model has one, then Sigmoid.
+
+    A model of three or more labels has a logit per label (a Dense of N
+    units, an n-gram table of N columns) and ends in a Softmax over them.
+    """
+    weights, outputs = ctx.weights, ctx.model.outputs
+    check_head_shapes(weights, ctx.model)
     b.const("dense_kernel", np.asarray(weights["dense_kernel"], np.float32))
     b.const("dense_bias", np.asarray(weights["dense_bias"], np.float32))
     b.node("MatMul", [h_last, "dense_kernel"], product)
@@ -163,18 +181,38 @@ def head(b: GraphBuilder, h_last: str, ctx, product: str = DENSE_PRODUCT) -> str
         ngram = ngram_logit_nodes(b, weights["ngram_weights"], ctx.vocab_size, ctx.model.ngram_buckets,
                                   ngram_dictionary(ctx.model, weights))
         logit = b.node("Add", [logit, ngram], "logit")[0]
-    return b.node("Sigmoid", [logit], OUTPUT_NAME, name="sigmoid")[0]
+    if outputs == 1:
+        return b.node("Sigmoid", [logit], OUTPUT_NAME, name="sigmoid")[0]
+    return b.node("Softmax", [logit], PROBABILITIES_NAME, name="softmax", axis=1)[0]
+
+
+def check_head_shapes(weights: Mapping[str, np.ndarray], model: ModelConfig) -> None:
+    """Refuse a Dense or n-gram table whose logits are not the model's ``outputs`` (one, or one per label)."""
+    outputs = model.outputs
+    expected = {"dense_kernel": (model.units, outputs), "dense_bias": (outputs,)}
+    if model.ngram_buckets:
+        rows = np.shape(weights["ngram_weights"])[0]
+        expected["ngram_weights"] = (rows,) if outputs == 1 else (rows, outputs)
+    for name, shape in expected.items():
+        if tuple(np.shape(weights[name])) != shape:
+            raise ConversionError(f"weights {name!r} are {list(np.shape(weights[name]))}, expected {list(shape)} for "
+                                  f"a model of {model.classes} labels")
 
 
 def ngram_logit_nodes(b: GraphBuilder, table: np.ndarray, vocab_size: int, buckets: int,
                       dictionary: NgramDictionary | None = None) -> str:
-    """Nodes computing ``ngram_logit`` (batch, 1) from the whole row of INPUT_NAME: recurrence.ngram_logit.
+    """Nodes computing ``ngram_logit`` from the whole row of INPUT_NAME: recurrence.ngram_logit.
 
-    Every code stays below 2**31 (recurrence.ngram_keys), so it is computed
-    in int32 like every other format does. A dictionary's displacements and
+    A table of one weight per row (rows,) gives (batch, 1); one of a weight
+    per label (rows, N) gives (batch, N): each row's gathered weights are
+    summed per label and divided by the row's sqrt(count). Every code stays
+    below 2**31 (recurrence.ngram_keys), so it is computed in int32 like
+    every other format does. A dictionary's displacements and
     fingerprints are stored as int16 and uint8 and cast up after the gather.
     """
     table = np.asarray(table, np.float32).copy()
+    if table.ndim not in (1, 2):
+        raise ConversionError(f"the n-gram table must be (rows,) or (rows, labels), not {list(table.shape)}")
     table[0] = 0.0
     b.const(NGRAM_TABLE, table)
     for const, value in (("ng_zero", np.array(0, np.int32)), ("ng_vocab", np.array(vocab_size, np.int32)),
@@ -234,7 +272,8 @@ def ngram_logit_nodes(b: GraphBuilder, table: np.ndarray, vocab_size: int, bucke
         valid = "ng_valid"
     node("Concat", [INPUT_NAME, "ng_longer_row"], "ng_rows", axis=1)
     node("Gather", [NGRAM_TABLE, "ng_rows"], "ng_weights", axis=0, name=NGRAM_GATHER)
-    node("ReduceSum", ["ng_weights", "ng_one"], "ng_total", keepdims=1)
+    # (batch, 1) from a (rows,) table; (batch, N) from a (rows, N) one, divided by the (batch, 1) norm per label
+    node("ReduceSum", ["ng_weights", "ng_one"], "ng_total", keepdims=1 if table.ndim == 1 else 0)
     node("Cast", ["ng_real"], "ng_real_f", to=TensorProto.FLOAT)
     node("Cast", [valid], "ng_longer_f", to=TensorProto.FLOAT)
     node("ReduceSum", ["ng_real_f", "ng_one"], "ng_unigrams", keepdims=1)

@@ -20,7 +20,7 @@ from .graph import INPUT_NAME, OPSET
 
 
 def reference_onnx(keras_model, maxlen: int, opset: int = OPSET) -> onnx.ModelProto:
-    """tf2onnx's ONNX of ``keras_model``: int32 ids (batch, maxlen) -> P(positive) (batch, 1)."""
+    """tf2onnx's ONNX of ``keras_model``: int32 ids (batch, maxlen) -> P(positive) (batch, 1), or (batch, N)."""
     import tensorflow as tf
     import tf2onnx
 
@@ -38,11 +38,14 @@ def reference_onnx(keras_model, maxlen: int, opset: int = OPSET) -> onnx.ModelPr
 
 
 def run_reference(model: onnx.ModelProto, ids: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """P(positive) (n,) of the reference on whole padded rows, with onnxruntime."""
+    """The reference's answer on whole padded rows, with onnxruntime: P(positive) (n,), or (n, N) for N labels."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     ids = np.asarray(ids, np.int32)
-    out = [session.run(None, {name: ids[i: i + batch_size]})[0].reshape(-1) for i in range(0, len(ids), batch_size)]
-    return np.concatenate(out) if out else np.zeros(0, np.float32)
+    out = [session.run(None, {name: ids[i: i + batch_size]})[0] for i in range(0, len(ids), batch_size)]
+    if not out:
+        return np.zeros(0, np.float32)
+    answers = np.concatenate(out)
+    return answers.reshape(-1) if answers.shape[-1] == 1 else answers

@@ -22,7 +22,8 @@ from sentilite.shared.seal import seal
 from ..child import run_child
 from ..errors import ConversionError
 from . import loop_state
-from .graph import build_loop_function
+from .graph import PROBABILITIES, build_loop_function
+from .ngrams import per_label_table_scales
 from .schema import model_bytes, read_model, set_metadata
 
 # How long the full-integer converter (a child process) may take before it is stopped.
@@ -60,11 +61,24 @@ def convert_tflite(model: ModelConfig, weights: dict[str, np.ndarray], precision
     elif precision != "fp32":
         raise ValueError(f"unknown precision {precision!r}")
     data = converter.convert()
-    if precision != "int8":
+    if precision != "int8" and model.outputs == 1:
         return bytes(data)
     graph = read_model(data)
-    loop_state.intify_while_state(graph)
+    if precision == "int8":
+        loop_state.intify_while_state(graph)
+    if model.outputs != 1:
+        if precision == "dynamic-int8" and model.ngram_buckets:
+            per_label_table_scales(graph, np.asarray(weights["ngram_weights"], np.float32), vocab_size)
+        name_output(graph, PROBABILITIES)
     return model_bytes(graph)
+
+
+def name_output(graph, name: str) -> None:
+    """Give the main subgraph's one output tensor ``name`` (the converter calls it after its call op)."""
+    main = graph.subgraphs[0]
+    if len(main.outputs) != 1:
+        raise ConversionError(f"the converted graph has {len(main.outputs)} outputs, expected one")
+    main.tensors[main.outputs[0]].name = name.encode("utf-8")
 
 
 def add_metadata(data: bytes, metadata: dict[str, str]) -> bytes:

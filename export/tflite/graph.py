@@ -36,13 +36,17 @@ from .ngrams import float_ngram_logit, integer_ngram_logit
 # float in dynamic-int8 (an int8 recurrent kernel alone cost a SimpleRNN ~3.5
 # points of label agreement over 200 steps, for at most 16 KB).
 _FLOAT_CHUNK_ELEMENTS = 512
+# The output of a file of three or more labels: its signature's key and its tensor's name.
+PROBABILITIES = "probabilities"
 
 
 def build_loop_function(model: ModelConfig, weights: dict[str, np.ndarray], maxlen: int, vocab_size: int,
                         precision: str = "fp32"):
     """The forward pass as a tf.function over (batch, T) int32 ids, T <= maxlen, the cell in a WHILE loop.
 
-    In the int8 file the n-gram branch runs on integers (see
+    Two labels: P(labels[1]) (batch, 1), a sigmoid. N labels: the softmax
+    (batch, N) in label order, returned as ``{"probabilities": ...}`` so the
+    signature names its output. In the int8 file the n-gram branch runs on integers (see
     ``ngrams.integer_ngram_logit``); elsewhere it is the float sum.
     """
     import tensorflow as tf
@@ -65,6 +69,7 @@ def build_loop_function(model: ModelConfig, weights: dict[str, np.ndarray], maxl
     chunks = [const(recurrent[:, j: j + cols]) for j in range(0, recurrent.shape[1], cols)]
     recurrent_bias = const(bias[1]) if cell == "gru" else None  # GRU reset_after: (2, 3*units)
     dense_kernel, dense_bias = const(w["dense_kernel"]), const(w["dense_bias"])
+    single_logit = model.outputs == 1
     keep_recurrent_float = precision == "dynamic-int8"
 
     def recurrent_matmul(h):
@@ -114,6 +119,8 @@ def build_loop_function(model: ModelConfig, weights: dict[str, np.ndarray], maxl
         logit = tf.matmul(state[0], dense_kernel) + dense_bias
         if ngram is not None:
             logit = logit + ngram(ids)
-        return tf.sigmoid(logit)
+        if single_logit:
+            return tf.sigmoid(logit)
+        return {PROBABILITIES: tf.nn.softmax(logit, name=PROBABILITIES)}
 
     return positive

@@ -17,8 +17,10 @@ export const METADATA_VERSION = 1;
 // Far above what sentilite writes (a 20,000-word tokenizer is ~0.4 MB, its JSON keys < 1 KB).
 export const MAX_TOKENIZER_BYTES = 16 << 20;
 export const MAX_FIELD_BYTES = 1 << 20;
+// The labels a model may have (runtime/architecture.py MIN_CLASSES, MAX_CLASSES, MAX_LABEL_CHARS).
+export const MIN_LABELS = 2;
+export const MAX_LABELS = 50;
 export const MAX_LABEL_CHARS = 100;
-export const MAX_LABELS = 1000;
 export const MAX_MAXLEN = 100_000;
 export const MAX_VOCAB = 10_000_000;
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
@@ -103,20 +105,56 @@ export function readJsonField(meta, name, source, required = true) {
 }
 
 /**
- * The file's labels: distinct, non-empty, short strings; two (negative, positive) in today's files,
- * one a class in files of N classes.
+ * The file's labels, in the order of its outputs (read_labels): `sentilite.labels`, checked, and checked against
+ * the labels of its `sentilite.model`. A model JSON without labels (every file of sentilite 0.3 and before) is a
+ * model of two labels, so its file must name two.
  * @returns {string[]}
  */
 export function readLabels(meta, source) {
-  const labels = readJsonField(meta, "labels", source);
-  const ok = Array.isArray(labels) && labels.length >= 2 && labels.length <= MAX_LABELS
-    && labels.every((x) => typeof x === "string" && x.length > 0 && x.length <= MAX_LABEL_CHARS)
-    && new Set(labels).size === labels.length;
-  if (!ok) {
-    throw new ModelFileError(`${source}: metadata ${key("labels")}: labels must be at least two distinct `
-      + `non-empty strings (negative, positive for two), got ${short(labels)}`);
+  const labels = checkLabels(readJsonField(meta, "labels", source), `${source}: metadata ${key("labels")}`);
+  const model = readJsonField(meta, "model", source, false);
+  const declared = model !== null && typeof model === "object" && !Array.isArray(model) ? model.labels : undefined;
+  if (declared === undefined || declared === null) {
+    if (labels.length !== 2) {
+      throw new ModelFileError(`${source}: metadata ${key("labels")} names ${labels.length} labels, but its `
+        + `${key("model")} carries no labels: a model of two`);
+    }
+    return labels;
+  }
+  checkLabels(declared, `${source}: metadata ${key("model")}`);
+  if (declared.length !== labels.length || declared.some((label, k) => label !== labels[k])) {
+    throw new ModelFileError(`${source}: metadata ${key("labels")} ${short(labels)} differs from the labels `
+      + `of its ${key("model")} ${short(declared)}`);
   }
   return labels;
+}
+
+/** MIN_LABELS..MAX_LABELS distinct, non-empty, short strings (check_labels). @returns {string[]} */
+function checkLabels(labels, source) {
+  const problem = labelProblem(labels);
+  if (problem !== null) {
+    throw new ModelFileError(`${source}: labels must be ${MIN_LABELS} to ${MAX_LABELS} distinct non-empty strings `
+      + `of at most ${MAX_LABEL_CHARS} characters (${problem}), got ${short(labels)}`);
+  }
+  return labels;
+}
+
+/** What is wrong with a JSON list of labels, in a few words; null when nothing is (label_problem). */
+function labelProblem(labels) {
+  if (!Array.isArray(labels)) return `not a list but ${labels === null ? "null" : typeof labels}`;
+  if (labels.length < MIN_LABELS || labels.length > MAX_LABELS) {
+    return `${labels.length} label${labels.length === 1 ? "" : "s"}`;
+  }
+  const seen = new Set();
+  for (const [index, label] of labels.entries()) {
+    if (typeof label !== "string") return `label ${index} is not a string`;
+    if (!label) return `label ${index} is empty`;
+    const chars = [...label].length; // code points, as Python's len counts them
+    if (chars > MAX_LABEL_CHARS) return `label ${index} has ${chars.toLocaleString("en-US")} characters`;
+    if (seen.has(label)) return `${short(label)} appears twice`;
+    seen.add(label);
+  }
+  return null;
 }
 
 /** The file's `sentilite.input` object, checked; undefined for files without sentilite metadata. */

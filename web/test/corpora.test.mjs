@@ -11,13 +11,14 @@ function int32s(file) {
   return new Int32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
 }
 
-test("Python's ids on every text of every data set", { skip: !fixture("corpus_texts.json") && "no fixture" }, () => {
+/** The texts of one fixture (`${prefix}_texts.json`, ...) against Python's ids; the figures go to `report`. */
+function compare(prefix, reportName) {
   const started = performance.now();
-  const tokenizer = Tokenizer.fromJSON(readFileSync(fixture("corpus_tokenizer.json")), "corpus_tokenizer.json");
-  const texts = readJson(fixture("corpus_texts.json"));
-  const sets = readJson(fixture("corpus_sets.json"));
-  const ids = int32s(fixture("corpus_ids.i32"));
-  const offsets = int32s(fixture("corpus_offsets.i32"));
+  const tokenizer = Tokenizer.fromJSON(readFileSync(fixture(`${prefix}_tokenizer.json`)), `${prefix}_tokenizer.json`);
+  const texts = readJson(fixture(`${prefix}_texts.json`));
+  const sets = readJson(fixture(`${prefix}_sets.json`));
+  const ids = int32s(fixture(`${prefix}_ids.i32`));
+  const offsets = int32s(fixture(`${prefix}_offsets.i32`));
   assert.equal(offsets.length, texts.length + 1);
   const perSet = {};
   const examples = [];
@@ -40,7 +41,13 @@ test("Python's ids on every text of every data set", { skip: !fixture("corpus_te
     perSet[name] = { texts: count, mismatches: bad };
     mismatched += bad;
   }
-  report("corpora", { texts: texts.length, ids: ids.length, mismatched_texts: mismatched, per_set: perSet, examples,
-    seconds: (performance.now() - started) / 1000 });
+  report(reportName, { texts: texts.length, ids: ids.length, mismatched_texts: mismatched, per_set: perSet, examples,
+    seconds: (performance.now() - started) / 1000, character_words: tokenizer.config.character_words });
   assert.equal(mismatched, 0, JSON.stringify(examples));
-});
+}
+
+test("Python's ids on every text of every data set", { skip: !fixture("corpus_texts.json") && "no fixture" },
+  () => compare("corpus", "corpora"));
+
+test("Python's ids under the \"cjk\" rule on the Chinese set",
+  { skip: !fixture("cjk_corpus_texts.json") && "no fixture" }, () => compare("cjk_corpus", "cjk_corpora"));

@@ -124,8 +124,20 @@ test("hand-written files: every metadata field is checked before the engine", { 
   await refused(onnxFile(metadataOf(), { op: "NoSuchOperator" }), /onnxruntime cannot load the file/);
 });
 
+/**
+ * The real file's metadata for a model of these labels: sentilite.labels, and the labels of sentilite.model
+ * (`modelLabels`; null: a model JSON without labels, as sentilite 0.3 wrote it).
+ */
+function labelledMetadata(labels, modelLabels = labels) {
+  return metadataOf((m) => {
+    const { labels: _, ...model } = JSON.parse(m["sentilite.model"]);
+    return { ...m, "sentilite.labels": JSON.stringify(labels),
+      "sentilite.model": JSON.stringify(modelLabels === null ? model : { ...model, labels: modelLabels }) };
+  });
+}
+
 test("a file of N labels answers (batch, N): one probability a label, the label of the largest", { skip }, async () => {
-  const three = metadataOf((m) => ({ ...m, "sentilite.labels": '["negative", "neutral", "positive"]' }));
+  const three = labelledMetadata(["negative", "neutral", "positive"]);
   const model = await load(onnxFile(three, { classes: [-0.01, 0.0, 0.01] }), { name: "three.onnx" });
   const predictions = await model.predict(["the the the", "zzz qqq", "", "A wonderful film, the best of the year."]);
   assert.equal(model.width, 3);
@@ -142,3 +154,53 @@ test("a file of N labels answers (batch, N): one probability a label, the label 
   assert.equal(p.label, p.probabilities.negative >= p.probabilities.positive ? "negative" : "positive");
   await refused(onnxFile(three, { classes: [0.1, 0.2] }), /gives 2 values per text for 3 labels/);
 });
+
+test("labels are checked as Python checks them: 2 to 50, as the model JSON names them", { skip }, async () => {
+  const classes = [-0.01, 0.0, 0.01];
+  await refused(onnxFile(labelledMetadata(["a", "b", "c"], null), { classes }),
+    /names 3 labels, but its sentilite.model carries no labels: a model of two/);
+  await refused(onnxFile(labelledMetadata(["a", "b", "c"], ["a", "c", "b"]), { classes }),
+    /sentilite.labels \["a","b","c"\] differs from the labels of its sentilite.model \["a","c","b"\]/);
+  const many = Array.from({ length: 51 }, (_, k) => `label${k}`);
+  await refused(onnxFile(labelledMetadata(many), { classes: new Array(51).fill(0) }),
+    /labels must be 2 to 50 distinct non-empty strings of at most 100 characters \(51 labels\)/);
+  await refused(onnxFile(labelledMetadata(["a", "\u{1F600}".repeat(101), "c"]), { classes }),
+    /label 1 has 101 characters/);
+  const fifty = Array.from({ length: 50 }, (_, k) => `label${k}`);
+  const spread = Array.from({ length: 50 }, (_, k) => k / 100);
+  const model = await load(onnxFile(labelledMetadata(fifty), { classes: spread }));
+  const [p] = await model.predict(["the movie"]);
+  assert.deepEqual(model.labels, fifty);
+  assert.equal(Object.keys(p.probabilities).length, 50);
+  await model.release();
+  // one hundred astral characters are one hundred characters, as in Python (two hundred UTF-16 units)
+  const astral = await load(onnxFile(labelledMetadata(["a", "\u{1F600}".repeat(100), "c"]), { classes }));
+  await astral.release();
+});
+
+test("files of three labels: every label's probability, for tests/test_web.py to judge against Python's",
+  { skip: !fixture("three_labels.json") && "no fixture" }, async () => {
+    const { files, texts } = readJson(fixture("three_labels.json"));
+    const out = {};
+    for (const file of Object.keys(files)) {
+      const model = await load(fixture(file));
+      const predictions = await model.predict(texts);
+      const [single] = await model.predict([texts[0]]); // one text, its cut row: the batch's answer, to rounding
+      assert.equal(single.label, predictions[0].label);
+      for (const label of model.labels) {
+        assert.ok(Math.abs(single.probabilities[label] - predictions[0].probabilities[label]) < 1e-6, label);
+      }
+      for (const p of predictions) {
+        assert.deepEqual(Object.keys(p.probabilities), model.labels);
+        assert.equal(p.score, p.probabilities[p.label]);
+      }
+      out[file] = {
+        labels: model.labels,
+        width: model.width,
+        probabilities: predictions.map((p) => model.labels.map((label) => p.probabilities[label])),
+        chosen: predictions.map((p) => p.label),
+      };
+      await model.release();
+    }
+    report("three_labels", out);
+  });

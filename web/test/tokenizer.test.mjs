@@ -5,7 +5,7 @@ import { test } from "node:test";
 import { TokenizerFileError } from "../src/errors.js";
 import { parseJson } from "../src/json.js";
 import { sha256Hex, sha256HexSync } from "../src/sha256.js";
-import { DEFAULT_CONFIG, Tokenizer, cutRow, findWords, normalizeText, padIds } from "../src/tokenizer.js";
+import { DEFAULT_CONFIG, Tokenizer, cutRow, findWords, normalizeText, padIds, splitWords } from "../src/tokenizer.js";
 import { fixture, readJson, report } from "./fixtures.js";
 import { hostileMismatches } from "./ids_check.js";
 import { unicodeMismatches } from "./unicode_check.js";
@@ -46,6 +46,32 @@ test("the hand-written cases of tests/test_tokenizer.py", () => {
   ]) assert.deepEqual(findWords(normalizeText(text, DEFAULT_CONFIG)), words);
 });
 
+test("character words: the cases of tests/test_tokenizer.py", () => {
+  const cjk = { ...DEFAULT_CONFIG, character_words: "cjk" };
+  assert.deepEqual(splitWords("这部电影太好看了，我很喜欢。", cjk), [..."这部电影太好看了我很喜欢"]);
+  assert.deepEqual(splitWords("这部电影太好看了，我很喜欢。", DEFAULT_CONFIG), ["这部电影太好看了", "我很喜欢"]);
+  assert.deepEqual(splitWords("「東京タワー」は高い々！ジョン・スミスｶﾀｶﾅ iPhone15を買った", cjk), [
+    "東", "京", "タ", "ワ", "ー", "は", "高", "い", "々", "ジ", "ョ", "ン", "ス", "ミ", "ス", "カ", "タ", "カ", "ナ",
+    "iphone15", "を", "買", "っ", "た"]);
+  assert.deepEqual(splitWords("電'x don't x'電 한국어 영화", cjk), ["電", "x", "don't", "x", "電", "한국어", "영화"]);
+  assert.deepEqual(splitWords("\u{20000}\u{2ebe0}a\u{2ebe1}b", cjk), ["\u{20000}", "\u{2ebe0}", "a", "b"]);
+  const vocab = ["<pad>", "<oov>", "电", "影", "好", "看", "the", "movie", "was", "great", "タ", "ー", "東", "京", "々",
+    "don't", "電影", "東京タワー", "iphone", "x"];
+  for (const [text, none, cjkIds] of [
+    ["这部电影太好看了", [1], [1, 1, 2, 3, 1, 4, 5, 1]],
+    ["The movie was great, 電影! 好看", [6, 7, 8, 9, 16, 1], [6, 7, 8, 9, 1, 3, 4, 5]],
+    ["東京タワー don't 々", [17, 15, 14], [12, 13, 10, 1, 11, 15, 14]],
+    ["iPhone X: 好", [18, 19, 4], [18, 19, 4]],
+    ["GREAT movie", [9, 7], [9, 7]],
+  ]) {
+    for (const [rule, want] of [["none", none], ["cjk", cjkIds]]) {
+      const config = { ...DEFAULT_CONFIG, vocab_size: vocab.length, maxlen: 12, character_words: rule };
+      const tokenizer = new Tokenizer(config, vocab);
+      assert.deepEqual(tokenizer.encode(text), want, `${text} under ${rule}`);
+    }
+  }
+});
+
 test("padding and the cut row", () => {
   const rows = [[1, 2, 3], [4, 5, 6, 7, 8], []];
   assert.deepEqual(Array.from(padIds(rows, 4)), [0, 1, 2, 3, 5, 6, 7, 8, 0, 0, 0, 0]);
@@ -73,6 +99,8 @@ test("malformed tokenizer documents are refused with the reason", () => {
     [(d) => { d.config.padding = "middle"; }, /padding must be one of/],
     [(d) => { d.config.surprise = 1; }, /unknown TokenizerConfig setting/],
     [(d) => { d.config.vocab_size = 5; }, /vocab_size is 5 but the vocabulary holds 13/],
+    [(d) => { d.config.character_words = "thai"; }, /character_words must be one of none, cjk, got 'thai': a rule/],
+    [(d) => { d.config.character_words = null; }, /character_words must be one of none, cjk, got null/],
   ]) {
     const doc = good();
     mutate(doc);
@@ -84,6 +112,7 @@ test("malformed tokenizer documents are refused with the reason", () => {
   const doc = '{"format_version": 1, "config": {"vocab_size": 5}, "vocabulary": '
     + '{"<pad>": 0, "<oov>": 1, "constructor": 2, "__proto__": 3, "proto": 4}}';
   const tricky = Tokenizer.fromJSON(doc);
+  assert.equal(tricky.config.character_words, "none"); // a tokenizer.json without the setting: as before it
   assert.deepEqual(tricky.vocabulary, ["<pad>", "<oov>", "constructor", "__proto__", "proto"]);
   assert.deepEqual(tricky.encode("constructor __proto__ valueOf"), [2, 4, 1]);
 });

@@ -5,7 +5,8 @@
  * points, what unicodedata.normalize gives in the four forms and what
  * str.lower gives where they change it, which characters let a capital sigma
  * become final (before it and after it), which are words, and which the HTML
- * line break rule takes for a space or a "b". The JavaScript engine's ICU may
+ * line break rule takes for a space or a "b", and which the "cjk" rule makes
+ * a word alone (between two "a"s: three words). The JavaScript engine's ICU may
  * follow another Unicode version; every difference is listed.
  *
  * Code points are probed 4,096 to a call, each probe between two private-use
@@ -50,7 +51,8 @@ export function unicodeMismatches(python) {
   };
   const mapped = Object.fromEntries([...FORMS, "lower"].map((name) => [name, new Map(python[name])]));
   const member = {};
-  for (const name of ["sigma_after_cased", "sigma_first", "sigma_before", "word", "html_space", "html_b"]) {
+  for (const name of ["sigma_after_cased", "sigma_first", "sigma_before", "word", "html_space", "html_b",
+    "character_word"]) {
     member[name] = new Uint8Array(LAST_CODE_POINT + 1);
     for (const [start, end] of python[name]) member[name].fill(1, start, end + 1);
   }
@@ -77,6 +79,10 @@ export function unicodeMismatches(python) {
     for (let code = start; code < start + BLOCK; code++) {
       if (words.has(code) !== (member.word[code] === 1)) {
         note("word", code, words.has(code) ? "yes" : "no", member.word[code] ? "yes" : "no");
+      }
+      const alone = findWords(`a${chars[code - start]}a`, "cjk").length === 3;
+      if (alone !== (member.character_word[code] === 1)) {
+        note("character_word", code, alone ? "yes" : "no", member.character_word[code] ? "yes" : "no");
       }
     }
   }

@@ -174,7 +174,8 @@ async function main() {
   results.seconds.launch = (performance.now() - started) / 1000;
   try {
     const checks = plan.checks;
-    const runtimeNames = ["unicode", "hostile", "rows", "probabilities", "long_text"].filter((n) => checks[n]);
+    const runtimeNames = ["unicode", "hostile", "rows", "probabilities", "labelled", "long_text"]
+      .filter((n) => checks[n]);
     if (runtimeNames.length) {
       const page = await openChecks(chrome, `${server.url}/test/browser/pages/runtime.html`);
       for (const name of runtimeNames) {

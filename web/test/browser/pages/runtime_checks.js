@@ -28,6 +28,25 @@ export async function probabilities({ files, texts }) {
   return out;
 }
 
+/** Each file's labels, and every label's probability (in the file's label order) and the chosen label per text. */
+export async function labelled({ files, texts }) {
+  const reviews = await getJson(texts);
+  const out = {};
+  for (const file of files) {
+    const model = await load(file);
+    const predictions = await model.predict(reviews);
+    out[file] = {
+      labels: model.labels,
+      width: model.width,
+      probabilities: predictions.map((p) => model.labels.map((label) => p.probabilities[label])),
+      chosen: predictions.map((p) => p.label),
+      scores: predictions.map((p) => p.score),
+    };
+    await model.release();
+  }
+  return out;
+}
+
 /** The row the file reads for each text, against Python's cut rows. */
 export async function rows({ file, texts, expected }) {
   const [reviews, want] = [await getJson(texts), await getJson(expected)];
