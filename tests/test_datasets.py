@@ -176,7 +176,7 @@ def test_the_fasttext_peer_with_three_labels(tmp_path):
     from sentilite.bench.peers import train_fasttext
 
     fit, validation, train = _reviews(150, 1), _reviews(30, 2), _reviews(180, 3)
-    grid = {"epoch": (1, 25), "lr": (0.2,), "wordNgrams": (2,), "dim": (5,)}
+    grid = {"epoch": (1, 25), "lr": (0.05,), "wordNgrams": (2,), "dim": (5,)}  # 0.2 diverged (NaN) once in a full run
     peer = train_fasttext(fit, validation, train, grid, seed=0, workdir=tmp_path, classes=3)
     probabilities = peer.probabilities(["a great lovely film", "the worst awful plot"])
     assert probabilities.shape == (2, 3) and probabilities.argmax(axis=1).tolist() == [2, 0]

@@ -350,3 +350,87 @@ def test_tf2onnx_reference_of_n_labels_matches_the_hand_built_fp32_file():
     hand_built = run_cut(build_onnx(ctx, "fp32"), ROWS)
     limit = ValidationConfig().for_precision("fp32").max_abs_diff
     assert np.abs(reference - hand_built).max() <= limit and np.abs(reference - keras).max() <= limit
+
+
+# -- the dynamic-int8 file's n-gram table: one scale per label column --------------------------------------
+# Label columns of different ranges, as a trained table's are: one scale for the table spends the narrow
+# columns' few levels on the widest one's range.
+COLUMN_RANGES = np.array([0.1, 0.3, 1.0, 3.0, 0.3], np.float32)
+
+
+def _uneven_columns_case(cell: str, lookup: str) -> ExportContext:
+    ctx = weights_case(cell, len(COLUMN_RANGES), lookup)
+    weights = {**ctx.weights, "ngram_weights": ctx.weights["ngram_weights"] * COLUMN_RANGES}
+    return ExportContext(**{**ctx.__dict__, "weights": weights})
+
+
+def _per_tensor_dynamic_int8(ctx: ExportContext) -> onnx.ModelProto:
+    """The file as onnxruntime's quantizer writes it alone: one scale for the whole n-gram table."""
+    from sentilite.export.onnx.dynamic_int8 import quantize_gathers
+    from sentilite.export.onnx.fp16 import pad_states_to_fp16
+    from sentilite.export.onnx.fp32 import build_fp32
+
+    return pad_states_to_fp16(quantize_gathers(build_fp32(ctx)))
+
+
+def _with_ngram_logit_output(model: onnx.ModelProto, classes: int) -> onnx.ModelProto:
+    model = onnx.load_from_string(model.SerializeToString())
+    model.graph.output.append(helper.make_tensor_value_info("ngram_logit", TensorProto.FLOAT, ["batch", classes]))
+    return model
+
+
+@pytest.mark.parametrize("lookup", LOOKUPS)
+def test_dynamic_int8_file_of_n_labels_gathers_its_ngram_table_as_int8_rows_of_one_scale_per_label(lookup):
+    ctx = _uneven_columns_case("gru", lookup)
+    table, classes = ctx.weights["ngram_weights"], len(COLUMN_RANGES)
+    model = build_onnx(ctx, "dynamic-int8")
+    onnx.checker.check_model(model, full_check=True)
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    assert NGRAM_TABLE not in inits and "embedding_quantized" in inits  # the embedding: onnxruntime's quantizer
+    quantized, scale = inits[f"{NGRAM_TABLE}_quantized"], inits[f"{NGRAM_TABLE}_scale"]
+    assert quantized.shape == (VOCAB + BUCKETS, classes) and quantized.dtype == np.int8
+    assert (np.abs(quantized).max(axis=0) == 127).all()  # each label column's peak is the top level
+    np.testing.assert_allclose(scale, np.abs(table).max(axis=0) / 127, rtol=1e-6)
+    assert inits[f"{NGRAM_TABLE}_zero_point"].tolist() == [0] * classes
+    gather = next(n for n in model.graph.node if n.name == NGRAM_GATHER)
+    [dequantize] = [n for n in model.graph.node if gather.output[0] in n.input]
+    assert gather.input[0] == f"{NGRAM_TABLE}_quantized" and dequantize.op_type == "DequantizeLinear"
+    assert [(a.name, a.i) for a in dequantize.attribute] == [("axis", -1)]
+    # The rows gathered, then dequantized: exactly the n-gram logit of the dequantized table.
+    dictionary = None
+    if lookup == "dictionary":
+        dictionary = NgramDictionary(ctx.weights["ngram_displacements"], ctx.weights["ngram_fingerprints"])
+    per_label = session(_with_ngram_logit_output(model, classes)).run(None, {"ids": ROWS})[1]
+    np.testing.assert_allclose(per_label, ngram_logit(ROWS, quantized * scale, VOCAB, BUCKETS, dictionary),
+                               atol=1e-5)  # float32 sums in another order
+    # Each label's n-gram logit is closer to the float one than with one scale for the table.
+    per_tensor = session(_with_ngram_logit_output(_per_tensor_dynamic_int8(ctx), classes)).run(
+        None, {"ids": ROWS})[1]
+    exact = ngram_logit(ROWS, table, VOCAB, BUCKETS, dictionary)
+    per_label_error, per_tensor_error = np.abs(per_label - exact).max(axis=0), np.abs(per_tensor - exact).max(axis=0)
+    # onnxruntime's one scale is asymmetric (uint8, the table's range over 255 steps), a little finer than the widest
+    # column's own symmetric one (its peak over 127): that column's error is of the same size, the others' smaller.
+    widest = int(COLUMN_RANGES.argmax())
+    narrower = np.arange(classes) != widest
+    assert (per_label_error[narrower] < per_tensor_error[narrower]).all()
+    assert per_label_error[widest] < 1.5 * per_tensor_error[widest]
+    assert per_label_error[0] < per_tensor_error[0] / 5  # the narrowest column: 30 times the levels
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_dynamic_int8_file_of_n_labels_is_closer_to_the_numpy_model_than_one_scale_for_the_table(cell):
+    ctx = _uneven_columns_case(cell, "hashed")
+    reference = NumpySentimentModel(ctx.model, ctx.weights, MAXLEN, VOCAB).predict(ROWS)
+    clear, min_agreement = clear_rows(reference), ValidationConfig().for_precision("dynamic-int8").min_agreement
+    errors = {}
+    for kind, model in (("per label", build_onnx(ctx, "dynamic-int8")), ("per tensor", _per_tensor_dynamic_int8(ctx))):
+        got = run_cut(model, ROWS)
+        logit_error = np.abs(centered_log(got) - centered_log(reference))
+        errors[kind] = np.abs(got - reference).max(), logit_error.max(), logit_error.mean()
+        if kind == "per label":
+            assert np.mean(got.argmax(axis=1)[clear] == reference.argmax(axis=1)[clear]) >= min_agreement
+    # measured (probability, logit, mean logit error): per label 0.017-0.022, 0.066-0.075, 0.009-0.011;
+    # per tensor 0.020-0.029, 0.091-0.119, 0.021-0.024. The embedding is quantized alike in both.
+    assert errors["per label"][1] < 0.1  # the limit every precision test holds a dynamic-int8 file's logits to
+    assert errors["per label"][0] <= errors["per tensor"][0] and errors["per label"][1] <= errors["per tensor"][1]
+    assert errors["per label"][2] < 0.6 * errors["per tensor"][2]

@@ -241,7 +241,7 @@ class RunConfig:
     def to_dict(self) -> dict:
         """config.json; an IMDB model's has no ``data`` (nor a tokenizer's default character rule), as 0.3 wrote it."""
         out = {"format_version": CONFIG_FORMAT_VERSION, "name": self.name, "preset": self.preset,
-               "tokenizer": self.tokenizer.to_dict(), "model": dataclasses.asdict(self.model),
+               "tokenizer": self.tokenizer.to_dict(), "model": self.model.to_dict(),
                "training": self.training.to_dict()}
         if self.data != DataConfig():
             out["data"] = self.data.to_dict()

@@ -283,9 +283,12 @@ def evaluate_command(dataset: SharedSet, model_file: Path, data: Path) -> list[s
 
 
 def int8_files(model_dir: Path) -> list[dict]:
-    """The manifest's 8-bit entries (``int8`` precision), TFLite first."""
+    """The manifest's 8-bit entries (``int8`` precision) that sentilite's runtime loads, TFLite first.
+
+    A client's file (MediaPipe's) reads its client's token ids: its export already evaluated it with the client.
+    """
     manifest = json.loads((model_dir / "manifest.json").read_text(encoding="utf-8"))
-    files = [a for a in manifest["artifacts"] if a.get("precision") == "int8"]
+    files = [a for a in manifest["artifacts"] if a.get("precision") == "int8" and not a.get("client")]
     return sorted(files, key=lambda a: (a["format"] != "tflite", a["format"]))
 
 

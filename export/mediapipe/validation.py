@@ -13,8 +13,8 @@ from sentilite.runtime.tokenizer import OOV_ID, PAD_ID, Tokenizer, normalize_tex
 from sentilite.shared.files import sha256_bytes
 
 from ..errors import ExportValidationError
-from ..validate import (Evaluation, Tolerance, WrittenFile, check_accuracy_change, compare, top_label_accuracy,
-                        top_labels)
+from ..validate import (Evaluation, Tolerance, WrittenFile, accuracy_change_limit, check_accuracy_change, compare,
+                        top_label_accuracy, top_labels)
 from .client import client_answers, emulate_client, find_client, run_client
 from .file import MAX_FILE_BYTES
 from .metadata import LABEL_FILE, VOCAB_FILE
@@ -159,8 +159,9 @@ def validate_mediapipe(file: WrittenFile, evaluation: Evaluation) -> dict:
                             **compare(answers, client_answers(result, "nlclassifier", path))}
     test_stats = compare(test_set.keras, answers)
     file_accuracy = top_label_accuracy(answers, test_set.labels)
+    disagreeing = round((1.0 - test_stats["agreement"]) * test_stats["n"])
     check_accuracy_change(shown_as, "mediapipe", keras_accuracy, file_accuracy, len(test_set.labels), tolerance,
-                          round((1.0 - test_stats["agreement"]) * test_stats["n"]))
+                          disagreeing)
     runtime = None
     reference_file = Path(path).parent / RUNTIME_REFERENCE
     if reference_file.exists():
@@ -194,5 +195,7 @@ def validate_mediapipe(file: WrittenFile, evaluation: Evaluation) -> dict:
         "eval": {"split": "test", "n": len(test_set.labels), "accuracy": round(file_accuracy, 6),
                  "agreement": round(test_stats["agreement"], 6), "max_abs_diff": test_stats["max_abs_diff"],
                  "engine": engine, "emulation_max_abs_diff": emulation_diff, "runtime": runtime,
-                 "nlclassifier": nlclassifier, "tolerance": tolerance.to_dict(), **short_text},
+                 "nlclassifier": nlclassifier, "tolerance": tolerance.to_dict(),
+                 "accuracy_change_limit": accuracy_change_limit(tolerance, len(test_set.labels), disagreeing),
+                 **short_text},
     }

@@ -23,13 +23,16 @@ from ..child import run_child
 from ..errors import ConversionError
 from . import loop_state
 from .graph import PROBABILITIES, build_loop_function
-from .ngrams import per_label_table_scales
-from .schema import model_bytes, read_model, set_metadata
+from .ngrams import NGRAM_FLOAT_TENSOR, per_label_table_scales
+from .schema import (builtin_code, model_bytes, operator_code_index, operator_names, read_model, set_metadata,
+                     tflite_schema)
 
 # How long the full-integer converter (a child process) may take before it is stopped.
 CONVERSION_TIMEOUT_S = 900
 # What the child runs (``python -m``): this module.
 _CHILD_MODULE = "sentilite.export.tflite.convert"
+# The float constant an int8 file of three or more labels multiplies the n-gram sum by (see float_softmax).
+NGRAM_SCALE_TENSOR = "ngram_sum_scale"
 
 
 def convert_tflite(model: ModelConfig, weights: dict[str, np.ndarray], precision: str, maxlen: int,
@@ -69,8 +72,106 @@ def convert_tflite(model: ModelConfig, weights: dict[str, np.ndarray], precision
     if model.outputs != 1:
         if precision == "dynamic-int8" and model.ngram_buckets:
             per_label_table_scales(graph, np.asarray(weights["ngram_weights"], np.float32), vocab_size)
+        if precision == "int8":
+            float_softmax(graph)
         name_output(graph, PROBABILITIES)
     return model_bytes(graph)
+
+
+def float_softmax(graph) -> None:
+    """Make the full-integer file's closing ADD (cell logit + n-gram logit) and SOFTMAX run in float32.
+
+    TFLite's int8 SOFTMAX writes probabilities in steps of 1/256, and the ADD
+    before it rounds the per-label logits to one int8 scale (~0.05 of a
+    logit): on a model of five labels whose answers are unsure (top
+    probabilities near 0.35) the two top labels of many rows came out equal,
+    and the file's top label left the Keras model's on 1.45% of validation
+    texts. Here the cell's int8 logit is dequantized, the n-gram logit is
+    taken from the exact float sum (``ngrams.NGRAM_FLOAT_TENSOR``) before it
+    was quantized, and the sum and softmax are float; every operator before
+    them stays on integers.
+    """
+    schema = tflite_schema()
+    main = graph.subgraphs[0]
+    if len(main.outputs) != 1:
+        raise ConversionError(f"the converted graph has {len(main.outputs)} outputs, expected one")
+    softmax = _only_writer(graph, main, main.outputs[0], schema.BuiltinOperator.SOFTMAX, "the int8 graph's output")
+    logits = softmax.inputs[0]
+    add = next((op for op in main.operators if logits in list(op.outputs)), None)
+    if (add is not None and builtin_code(graph, add) == schema.BuiltinOperator.ADD and len(add.inputs) == 2
+            and _readers(main, logits) == 1):  # the cell's logit + the n-gram logit
+        add.inputs = [_float_term(graph, main, term, add) for term in add.inputs]
+        retyped = [logits, main.outputs[0]]
+    else:  # no n-grams: the cell's logit alone
+        softmax.inputs = [_float_term(graph, main, logits, softmax)]
+        retyped = [main.outputs[0]]
+    for tensor in retyped:
+        if main.tensors[tensor].type != schema.TensorType.INT8:
+            raise ConversionError("the int8 graph's logits or probabilities are not int8")
+        main.tensors[tensor].type, main.tensors[tensor].quantization = schema.TensorType.FLOAT32, None
+    _drop_unread(graph, main)
+
+
+def _only_writer(graph, main, tensor: int, builtin: int, what: str):
+    writers = [op for op in main.operators if tensor in list(op.outputs)]
+    if len(writers) != 1 or builtin_code(graph, writers[0]) != builtin:
+        raise ConversionError(f"{what} is not written by one {operator_names().get(builtin, builtin)}")
+    return writers[0]
+
+
+def _readers(main, tensor: int) -> int:
+    return sum(list(op.inputs).count(tensor) for op in main.operators) + list(main.outputs).count(tensor)
+
+
+def _float_term(graph, main, term: int, reader) -> int:
+    """A float32 tensor for ``reader``'s int8 input ``term``: the n-gram logit's MUL made float, or a DEQUANTIZE."""
+    schema = tflite_schema()
+    writer = next((op for op in main.operators if term in list(op.outputs)), None)
+    if (writer is not None and builtin_code(graph, writer) == schema.BuiltinOperator.MUL and _readers(main, term) == 1
+            and len(writer.inputs) == 2):
+        factor = main.tensors[writer.inputs[1]]
+        quantize = next((op for op in main.operators if writer.inputs[0] in list(op.outputs)), None)
+        data = graph.buffers[factor.buffer].data if factor.buffer > 0 else None
+        if (quantize is not None and builtin_code(graph, quantize) == schema.BuiltinOperator.QUANTIZE
+                and (main.tensors[quantize.inputs[0]].name or b"").decode() == NGRAM_FLOAT_TENSOR
+                and data is not None and factor.type == schema.TensorType.INT8 and factor.quantization is not None):
+            # the n-gram logit: the exact float sum times its constant, in float
+            values = np.frombuffer(bytes(data), np.int8).astype(np.float32)
+            scale, zero_point = factor.quantization.scale[0], factor.quantization.zeroPoint[0]
+            constant = _float_tensor(main, NGRAM_SCALE_TENSOR.encode(), list(factor.shape), None)
+            main.tensors[constant].buffer = len(graph.buffers)
+            buffer = schema.BufferT()
+            buffer.data = ((values - zero_point) * np.float32(scale)).astype(np.float32).tobytes()
+            graph.buffers.append(buffer)
+            writer.inputs = [quantize.inputs[0], constant]
+            main.tensors[term].type, main.tensors[term].quantization = schema.TensorType.FLOAT32, None
+            return term
+    tensor = main.tensors[term]
+    if tensor.type != schema.TensorType.INT8:
+        raise ConversionError(f"the int8 graph's logit {(tensor.name or b'').decode()!r} is not int8")
+    float_term = _float_tensor(main, (tensor.name or b"logit") + b"_to_float", list(tensor.shape),
+                               tensor.shapeSignature)
+    dequantize = schema.OperatorT()
+    dequantize.opcodeIndex = operator_code_index(graph, schema.BuiltinOperator.DEQUANTIZE)
+    dequantize.inputs, dequantize.outputs = [term], [float_term]
+    main.operators.insert(main.operators.index(reader), dequantize)
+    return float_term
+
+
+def _float_tensor(main, name: bytes, shape: list[int], signature) -> int:
+    schema = tflite_schema()
+    tensor = schema.TensorT()
+    tensor.name, tensor.type, tensor.buffer, tensor.shape = name, schema.TensorType.FLOAT32, 0, shape
+    tensor.shapeSignature = None if signature is None else list(signature)
+    main.tensors.append(tensor)
+    return len(main.tensors) - 1
+
+
+def _drop_unread(graph, main) -> None:
+    """Remove the QUANTIZE operators whose output nothing reads any more (left by ``_float_term``)."""
+    quantize = tflite_schema().BuiltinOperator.QUANTIZE
+    main.operators = [op for op in main.operators
+                      if not (builtin_code(graph, op) == quantize and _readers(main, op.outputs[0]) == 0)]
 
 
 def name_output(graph, name: str) -> None:
