@@ -213,8 +213,13 @@ def test_the_runtime_answers_as_the_manifest_says(shared_set_packages, name):
         # an int8 TFLite file's output is int8 too (steps of 1/256): its N probabilities sum to 1 within N/2 steps
         step = 1 / 256 if (a["format"], a["precision"]) == ("tflite", "int8") else 0.0
         assert np.max(np.abs(answer.sum(axis=1) - 1.0)) <= 1e-5 + len(labels) / 2 * step, a["file"]
-        assert list(model.predict(texts[:5])) == [labels[i] for i in np.argmax(answer[:5], axis=1)], a["file"]
-        accuracy = float(np.mean(np.argmax(answer, axis=1) == truth))
+        # the label is the most probable one; two labels tied at 0.5 (an int8 file's steps reach it) go to the second
+        predicted = np.array([labels.index(label) for label in model.predict(texts)])
+        ordered = np.sort(answer, axis=1)
+        untied = ordered[:, -1] > ordered[:, -2]
+        assert untied.mean() > 0.9, a["file"]
+        assert np.array_equal(predicted[untied], np.argmax(answer, axis=1)[untied]), a["file"]
+        accuracy = float(np.mean(predicted == truth))
         assert round(accuracy, 6) == a["eval"]["accuracy"], a["file"]
         probabilities[a["file"]] = answer
     tflite, onnx, numpy_file = (probabilities[f"model.fp32.{ext}"] for ext in ("tflite", "onnx", "npz"))
