@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 # Missing, null, empty or only white space: the model has nothing to read (the runtime's own word for it).
+from sentilite.runtime.metrics import predicted_classes
 from sentilite.runtime.model import NO_TEXT
 from sentilite.shared.errors import ModelFileError
 
@@ -140,18 +141,6 @@ class Answers:
         return scores
 
 
-def top_label(probabilities: np.ndarray) -> np.ndarray:
-    """The chosen label's index per row, as the runtime chooses it.
-
-    Two labels: labels[1] when its probability is at least 0.5 (a tie goes to
-    labels[1], as ``SentimentModel.predict`` has always said); more: the most
-    probable label, the first in label order on a tie.
-    """
-    if probabilities.shape[1] == 2:
-        return (probabilities[:, 1] >= 0.5).astype(np.intp)
-    return np.argmax(probabilities, axis=1)
-
-
 def score_rows(model, rows: Rows) -> Answers:
     """Each row's label and probabilities, from ``model.predict_proba`` ((n, N) in ``model.labels`` order)."""
     n = len(rows)
@@ -166,6 +155,6 @@ def score_rows(model, rows: Rows) -> Answers:
             raise ModelFileError(f"{getattr(model, 'info', {}).get('file', 'the model')}: answered probabilities "
                                  f"of shape {answer.shape} for {len(group)} texts and {classes} labels")
         probabilities[group] = answer
-        for i, index in zip(group, top_label(answer).tolist()):
+        for i, index in zip(group, predicted_classes(answer).tolist()):
             labels[i] = model.labels[index]
     return Answers(labels, probabilities)
