@@ -64,7 +64,8 @@ class SharedSet:
     ``split``: "given" (the published files), "tweet_id" (test = tweet_id % 5 == 0) or "row_index" (test =
     0-based row index % 5 == 0). ``reports``: (name, file) of the files every model and peer is scored on,
     the test file first; for a "given" set the file names are under ``folder``. ``expected_test_rows``: the
-    README's count, checked on a full run.
+    README's count, checked on a full run. ``export_args``: `sentilite export` options this set needs, after
+    the run's own.
     """
 
     name: str
@@ -81,6 +82,7 @@ class SharedSet:
     reports: tuple[tuple[str, str], ...] = ()
     skip_bad_rows: bool = False
     expected_test_rows: int | None = None
+    export_args: tuple[str, ...] = ()
 
 
 SHARED_SETS = (
@@ -93,7 +95,12 @@ SHARED_SETS = (
               anchors="test accuracy: Naive Bayes 0.410, bigram NB 0.419, RNTN 0.457 (Socher et al. 2013); "
                       "CNN, random vectors 0.450 (Kim 2014); LSTM with GloVe 0.464 (Tai et al. 2015)",
               validation="sst_dev.txt", test="sst_test.txt", reports=(("test", "sst_test.txt"),),
-              expected_test_rows=2_210),
+              expected_test_rows=2_210,
+              # Five uncertain labels leave many near-ties: with the default 300 calibration rows its int8
+              # TFLite file agreed with Keras on 98.8% of validation sentences (< 99%); with 1,000, 99.2%. Its
+              # MediaPipe file (vocab.txt casings, MediaPipe's own tokens) agreed with the int8 file on 97.9% of
+              # the test sentences, under that check's 99% floor, so it is not made.
+              export_args=("--calibration-reviews", "1000", "--formats", "tflite", "onnx", "numpy")),
     SharedSet("airline", "Twitter US Airline", "airline", "Tweets.csv", 3, "tweet_id", "text", "airline_sentiment",
               anchors="none standard", expected_test_rows=2_901),
     SharedSet("zh-shopping", "Chinese shopping reviews", "zh-shopping", "online_shopping_10_cats.zip", 2,
@@ -355,7 +362,7 @@ def run_set(dataset: SharedSet, data_root: Path, out_root: Path, *, rows: int | 
     if resume and (model_dir / "manifest.json").is_file():
         log.info("%s: export: kept %s", dataset.name, model_dir / "manifest.json")
     else:
-        _run([*_cli(), "export", str(model_dir), *export_args], f"{dataset.name}: export")
+        _run([*_cli(), "export", str(model_dir), *export_args, *dataset.export_args], f"{dataset.name}: export")
     training = json.loads((model_dir / "metrics.json").read_text(encoding="utf-8"))
     config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
     labels = tuple(config["model"].get("labels") or ("negative", "positive"))
