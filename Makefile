@@ -31,11 +31,11 @@ export CHECK_FREE_DISK
 # Data: IMDB_DATA (a folder or .tar.gz) if set, else the cache, downloading once.
 export IMDB_DATA
 
-.PHONY: help install mediapipe-client train baseline export sweep levers datasets test test-unit bench bundle clean distclean
+.PHONY: help install mediapipe-client train baseline export sweep levers datasets datasets-seeds train-time test test-unit bench bundle clean distclean
 .SECONDARY:
 
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 install: $(STAMP) ## create .venv and install .[$(EXTRAS)]
 
@@ -93,7 +93,20 @@ $(ARTIFACTS)/levers/%.json: | $(STAMP)
 # The shared labeled sets (../shared/data, read in place): the gru cell on each, its int8 files, the peers.
 SHARED_DATA ?= ../shared/data
 datasets: | $(STAMP) ## SST-2, SST-5, airline, zh-shopping: train, export, evaluate, peers: artifacts/datasets, docs/datasets.md
-	$(BIN)/python -m sentilite.train.datasets --data-root $(SHARED_DATA) --out $(ARTIFACTS)/datasets --doc docs/datasets.md
+	$(BIN)/python -m sentilite.train.datasets --data-root $(SHARED_DATA) --out $(ARTIFACTS)/datasets --doc docs/datasets.md $(DATASETS_ARGS)
+
+# The same sets with other training seeds (the int8 files only, no peers), then the spread table of docs/datasets.md.
+DATASET_SEEDS ?= 1 2
+datasets-seeds: | $(STAMP) ## make datasets again with training seeds 1 and 2 (DATASET_SEEDS): the spread in docs/datasets.md
+	for seed in $(DATASET_SEEDS); do \
+	  $(BIN)/python -m sentilite.train.datasets --data-root $(SHARED_DATA) --out $(ARTIFACTS)/datasets-seed$$seed \
+	    --peers --train-args "--seed $$seed" --export-args "--precisions int8 --formats tflite onnx" --resume || exit 1; \
+	done
+	$(MAKE) datasets DATASETS_ARGS="--resume --seed-runs $(foreach seed,$(DATASET_SEEDS),$(ARTIFACTS)/datasets-seed$(seed))"
+
+# Training time at the issue's two sizes (10,000 tweets; 100,000 SST-2 phrases and IMDB reviews), every stage.
+train-time: | $(STAMP) ## time `sentilite train` on 10,000 short texts and 100,000 texts: artifacts/train-time/train_time.json
+	$(BIN)/python -m sentilite.train.train_time --data-root $(SHARED_DATA) --out $(ARTIFACTS)/train-time
 
 # The package's own model (sentilite.runtime.bundled): the runtime files of $(ARTIFACTS)/gru with their manifest
 # entries and the commit of the tree that holds them. Run after `make export`; the result is committed.

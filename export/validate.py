@@ -15,6 +15,8 @@ from typing import Protocol
 
 import numpy as np
 
+from sentilite.runtime.metrics import predicted_classes
+from sentilite.runtime.model import to_probabilities
 from sentilite.shared.files import sha256_bytes
 
 from .errors import ExportValidationError
@@ -61,9 +63,10 @@ class ValidationConfig:
 
 
 def top_labels(outputs: np.ndarray) -> np.ndarray:
-    """Each row's label index: P(labels[1]) >= 0.5 for a one-output model (n,), else the argmax of (n, N)."""
+    """Each row's label index by the runtime's rule, for raw answers of either kind: (n,) P(labels[1]) or (n, N)."""
     outputs = np.asarray(outputs)
-    return (outputs >= 0.5).astype(np.int64) if outputs.ndim == 1 else np.argmax(outputs, axis=1)
+    classes = 2 if outputs.ndim == 1 or (outputs.ndim == 2 and outputs.shape[1] == 1) else outputs.shape[-1]
+    return predicted_classes(to_probabilities(outputs, classes))
 
 
 def top_label_accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:

@@ -108,3 +108,29 @@ def _seed_model_validation():
 
 
 SEED_MODEL_VALIDATION = _seed_model_validation()
+
+
+@pytest.fixture(scope="session")
+def runtime_only_python(tmp_path_factory):
+    """python of a fresh venv holding the runtime and one backend extra, installed from a clean copy of the
+    repository; one venv per extra, shared by the install and bundled-model tests (each install takes a minute)."""
+    import subprocess
+    import venv
+
+    from test_install import _source_copy
+
+    root = tmp_path_factory.mktemp("runtime-only")
+    made: dict[str, Path] = {}
+
+    def python_with(extra: str) -> Path:
+        if extra not in made:
+            env_dir = root / f"venv-{extra}"
+            venv.EnvBuilder(with_pip=True).create(env_dir)
+            python = env_dir / "bin" / "python"
+            result = subprocess.run([str(python), "-m", "pip", "install", "--quiet",
+                                     f"{_source_copy(root)}[{extra}]"], capture_output=True, text=True, timeout=900)
+            assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+            made[extra] = python
+        return made[extra]
+
+    return python_with

@@ -102,8 +102,8 @@ def _predict(python: Path, folder: Path, files: list[str]):
     ("onnx", ["model.fp32.onnx", "model.fp16.onnx", "model.dynamic-int8.onnx", "model.int8.onnx", "model.fp32.npz"]),
     ("tflite", ["model.fp32.tflite", "model.fp16.tflite", "model.dynamic-int8.tflite", "model.int8.tflite"]),
 ])
-def test_runtime_alone_predicts(exported, tmp_path, extra, files):
-    python = _venv_with(tmp_path, extra)
+def test_runtime_alone_predicts(exported, tmp_path, runtime_only_python, extra, files):
+    python = runtime_only_python(extra)
     folder = exported["gru"][0]
     result = _predict(python, folder, files)
     assert result.returncode == 0, result.stderr[-3000:]

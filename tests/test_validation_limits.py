@@ -42,3 +42,18 @@ def test_compare_takes_the_top_label_of_n_probabilities():
     # two labels: one probability a row, p >= 0.5 is labels[1]
     assert compare([0.2, 0.5, 0.9], [0.3, 0.49, 0.9]) == {"n": 3, "max_abs_diff": pytest.approx(0.1),
                                                            "agreement": pytest.approx(2 / 3)}
+
+
+def test_validation_and_training_take_a_label_by_the_runtimes_rule():
+    import numpy as np
+
+    from sentilite.export.validate import top_label_accuracy, top_labels
+    from sentilite.train.fit import top_label_accuracy as training_accuracy
+
+    # two labels tied at 0.5 (a logit of 0) go to the second label, as the runtime's predict says; N labels: argmax
+    assert top_labels(np.array([0.5, 0.49, 0.51], np.float32)).tolist() == [1, 0, 1]
+    assert top_labels(np.array([[0.5], [0.2]], np.float32)).tolist() == [1, 0]
+    assert top_labels(np.array([[0.2, 0.5, 0.3], [0.4, 0.3, 0.3]], np.float32)).tolist() == [1, 0]
+    assert top_label_accuracy(np.array([0.5, 0.2], np.float32), np.array([1, 1])) == 0.5
+    assert training_accuracy(np.array([0.0, -0.1, 2.0]), np.array([1, 0, 0]), logits=True) == 2 / 3
+    assert training_accuracy(np.array([[0.1, 0.2, -1.0], [3.0, 0.0, 0.0]]), np.array([1, 1]), logits=True) == 0.5

@@ -65,7 +65,8 @@ class SharedSet:
     0-based row index % 5 == 0). ``reports``: (name, file) of the files every model and peer is scored on,
     the test file first; for a "given" set the file names are under ``folder``. ``expected_test_rows``: the
     README's count, checked on a full run. ``export_args``: `sentilite export` options this set needs, after
-    the run's own.
+    the run's own, and ``export_reason`` why. ``targets``: (report, metric, floor) the issue set for the
+    best 8-bit file, shown per seed in the spread table.
     """
 
     name: str
@@ -83,6 +84,8 @@ class SharedSet:
     skip_bad_rows: bool = False
     expected_test_rows: int | None = None
     export_args: tuple[str, ...] = ()
+    export_reason: str = ""
+    targets: tuple[tuple[str, str, float], ...] = ()
 
 
 SHARED_SETS = (
@@ -90,22 +93,25 @@ SHARED_SETS = (
               anchors="dev: MediaPipe Model Maker average word embedding 0.810 (776 KB), MobileBERT 0.9036 "
                       "(28.4 MB); sentence-level test: Naive Bayes 0.818, bigram NB 0.831 (Socher et al. 2013)",
               test="test-labeled.tsv", reports=(("test", "test-labeled.tsv"), ("dev", "dev.tsv")),
-              expected_test_rows=1_821),
+              expected_test_rows=1_821, targets=(("dev", "accuracy", 0.85),)),
     SharedSet("sst5", "SST-5", "sst5", "sst_train.txt", 5, "given", None, None,
               anchors="test accuracy: Naive Bayes 0.410, bigram NB 0.419, RNTN 0.457 (Socher et al. 2013); "
                       "CNN, random vectors 0.450 (Kim 2014); LSTM with GloVe 0.464 (Tai et al. 2015)",
               validation="sst_dev.txt", test="sst_test.txt", reports=(("test", "sst_test.txt"),),
               expected_test_rows=2_210,
-              # Five uncertain labels leave many near-ties: with the default 300 calibration rows its int8
-              # TFLite file agreed with Keras on 98.8% of validation sentences (< 99%); with 1,000, 99.2%. Its
-              # MediaPipe file (vocab.txt casings, MediaPipe's own tokens) agreed with the int8 file on 97.9% of
-              # the test sentences, under that check's 99% floor, so it is not made.
-              export_args=("--calibration-reviews", "1000", "--formats", "tflite", "onnx", "numpy")),
+              export_args=("--calibration-reviews", "1000", "--formats", "tflite", "onnx", "numpy"),
+              export_reason="five uncertain labels leave many near-ties: with the default 300 calibration rows "
+                            "its int8 TFLite file agreed with Keras on 98.8% of the validation sentences (< the "
+                            "99% floor), with 1,000 on 99.2%; its MediaPipe file (MediaPipe's own tokens and "
+                            "vocab.txt casings) agreed with the int8 file on 97.9% of the test sentences, under "
+                            "that check's 99% floor, so it is not made",
+              targets=(("test", "accuracy", 0.43),)),
     SharedSet("airline", "Twitter US Airline", "airline", "Tweets.csv", 3, "tweet_id", "text", "airline_sentiment",
-              anchors="none standard", expected_test_rows=2_901),
+              anchors="none standard", expected_test_rows=2_901,
+              targets=(("test", "accuracy", 0.825), ("test", "macro_f1", 0.76))),
     SharedSet("zh-shopping", "Chinese shopping reviews", "zh-shopping", "online_shopping_10_cats.zip", 2,
               "row_index", "review", "label", anchors="none standard", skip_bad_rows=True,
-              expected_test_rows=12_555),
+              expected_test_rows=12_555, targets=(("test", "accuracy", 0.94),)),
 )
 SET_NAMES = tuple(s.name for s in SHARED_SETS)
 
@@ -383,7 +389,8 @@ def run_set(dataset: SharedSet, data_root: Path, out_root: Path, *, rows: int | 
         log.info("%s: peer %s: test accuracy %.4f, macro-F1 %.4f", dataset.name, name,
                  peer_results[name]["metrics"]["test"]["accuracy"], peer_results[name]["metrics"]["test"]["macro_f1"])
     result = {
-        "set": dataset.name, "title": dataset.title, "labels": list(labels), "split": files.note,
+        "set": dataset.name, "title": dataset.title, "labels": list(labels), "seed": config["training"]["seed"],
+        "split": files.note,
         "rows": {"train": files.train_rows, "test": files.test_rows}, "subset_rows": rows,
         "train_seconds": round(train_seconds, 1), "train_command": " ".join(train_command(
             dataset, files, model_dir, train_args)[3:]),
@@ -448,8 +455,53 @@ def table_rows(results: Sequence[dict]) -> list[str]:
     return lines
 
 
-def render_doc(results: Sequence[dict], missing: Sequence[str] = (), failed: dict[str, str] | None = None) -> str:
-    """docs/datasets.md from the results (``missing``: sets not run yet; ``failed``: set -> error, of those)."""
+METRIC_NAMES = {"accuracy": "accuracy", "macro_f1": "macro-F1"}
+
+
+def run_seed(result: dict) -> int | None:
+    """The training seed of a set's run (results before it was recorded: the ``--seed`` of its command)."""
+    if "seed" in result:
+        return result["seed"]
+    words = result["train_command"].split()
+    return int(words[words.index("--seed") + 1]) if "--seed" in words else None
+
+
+def spread_section(results: Sequence[dict], seed_runs: Sequence[Sequence[dict]]) -> list[str]:
+    """The spread over training seeds of each target's figure, per 8-bit file: this run and ``seed_runs``
+    (other runs' results: the same splits, another ``--seed``)."""
+    runs = [list(results), *[list(r) for r in seed_runs]]
+    rows = []
+    seeds: list = [None] * len(runs)
+    for dataset in SHARED_SETS:
+        per_run = [next((r for r in run if r["set"] == dataset.name), None) for run in runs]
+        if per_run[0] is None:
+            continue
+        seeds = [run_seed(r) if r else seed for r, seed in zip(per_run, seeds)]
+        for report, metric, floor in dataset.targets:
+            for fmt, name in (("tflite", "int8 TFLite"), ("onnx", "int8 ONNX")):
+                values = []
+                for r in per_run:
+                    entry = next((f for f in r["files"] if f["format"] == fmt), None) if r else None
+                    values.append(entry["metrics"].get(report, {}).get(metric) if entry else None)
+                known = np.array([v for v in values if v is not None], np.float64)
+                sd = f" ± {known.std(ddof=1):.4f}" if len(known) > 1 else ""
+                rows.append(f"| {dataset.title} | {report} {METRIC_NAMES[metric]} >= {floor:g} | {name} | "
+                            + " | ".join("-" if v is None else f"{v:.4f}" for v in values)
+                            + f" | {f'{known.mean():.4f}{sd}' if len(known) else '-'} | "
+                            f"{int((known >= floor).sum())} of {len(known)} |")
+    return ["## Over training seeds", "",
+            "The same splits with another training seed (`--train-args '--seed N'`; the splits keep theirs), each "
+            "8-bit file scored as above. Per target: the figure of each seed, the mean ± standard deviation "
+            "(n - 1), and how many seeds reach it.", "",
+            "| set | target | file | " + " | ".join(f"seed {s if s is not None else '?'}" for s in seeds)
+            + " | mean ± sd | seeds at target |",
+            "|---|---|---|" + "---:|" * len(runs) + "---:|---:|", *rows]
+
+
+def render_doc(results: Sequence[dict], missing: Sequence[str] = (), failed: dict[str, str] | None = None,
+               seed_runs: Sequence[Sequence[dict]] = ()) -> str:
+    """docs/datasets.md from the results (``missing``: sets not run yet; ``failed``: set -> error, of those;
+    ``seed_runs``: other runs' results, for the spread over seeds)."""
     failed = failed or {}
     subset = sorted({r["subset_rows"] for r in results if r.get("subset_rows")})
     lines = [
@@ -484,6 +536,11 @@ def render_doc(results: Sequence[dict], missing: Sequence[str] = (), failed: dic
     else:
         lines.append("No figures yet: `make datasets` writes them here "
                      f"({', '.join(shared_set(name).title for name in missing)}).")
+    with_options = [s for s in SHARED_SETS if s.export_args and s.name in {r["set"] for r in results}]
+    for dataset in with_options:
+        lines += ["", f"{dataset.title} is exported with `{' '.join(dataset.export_args)}`: {dataset.export_reason}."]
+    if seed_runs:
+        lines += ["", *spread_section(results, seed_runs)]
     lines += ["", "Published anchors (not measured here, for scale):", ""]
     lines += [f"- {s.title}: {s.anchors}" for s in SHARED_SETS]
     lines += ["", f"Every figure, per class and with the confusion matrices: `{RESULTS_FILE}` in the output folder "
@@ -502,12 +559,25 @@ def render_doc(results: Sequence[dict], missing: Sequence[str] = (), failed: dic
 
 
 def write_results(results: Sequence[dict], out_root: Path, doc: Path | None, missing: Sequence[str] = (),
-                  failed: dict[str, str] | None = None) -> Path:
+                  failed: dict[str, str] | None = None, seed_runs: Sequence[Sequence[dict]] = ()) -> Path:
     path = atomic_write_json(out_root / RESULTS_FILE, {"format_version": RESULTS_FORMAT_VERSION,
                                                        "sets": list(results), "failed": dict(failed or {})})
     if doc is not None:
-        atomic_write_text(doc, render_doc(results, missing, failed))
+        atomic_write_text(doc, render_doc(results, missing, failed, seed_runs))
     return path
+
+
+def read_results(folder: Path) -> list[dict]:
+    """The sets of an earlier run's datasets.json."""
+    path = folder / RESULTS_FILE
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        sets = document["sets"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SharedDataError(f"{path}: not the results of a datasets run ({exc})") from None
+    if not isinstance(sets, list) or not all(isinstance(r, dict) and "set" in r and "files" in r for r in sets):
+        raise SharedDataError(f"{path}: not the results of a datasets run (no list of sets with their files)")
+    return sets
 
 
 # -- the command --------------------------------------------------------------------------------------------------
@@ -530,6 +600,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true",
                         help="keep what an earlier run finished: a set's result.json, else its trained or "
                              "exported model")
+    parser.add_argument("--seed-runs", nargs="+", default=[], metavar="DIR",
+                        help="output folders of runs with another --seed (e.g. --train-args '--seed 1'): their "
+                             "figures go into the doc's spread table")
     args = parser.parse_args(argv)
     from sentilite.cli import configure_logging
 
@@ -537,13 +610,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     root, out_root = data_root(args.data_root), Path(args.out)
     if args.rows is not None and args.rows < 20:
         parser.error("--rows must be at least 20")
+    try:  # before hours of training, not after
+        seed_runs = [read_results(Path(folder)) for folder in args.seed_runs]
+    except SentiliteError as exc:
+        print(f"datasets: error: {exc}", file=sys.stderr)
+        return 2
     results, failed = [], {}
     for number, name in enumerate(args.sets, start=1):
         dataset = shared_set(name)
         saved = out_root / name / SET_RESULT_FILE
         if args.resume and saved.is_file():
             log.info("%s (%d/%d): kept from %s", name, number, len(args.sets), saved)
-            results.append(json.loads(saved.read_text(encoding="utf-8")))
+            kept = json.loads(saved.read_text(encoding="utf-8"))
+            config = out_root / name / "model" / "config.json"
+            if "seed" not in kept and config.is_file():  # written before results recorded their seed
+                kept["seed"] = json.loads(config.read_text(encoding="utf-8"))["training"]["seed"]
+            results.append(kept)
             continue
         log.info("%s (%d/%d): %s", name, number, len(args.sets), dataset.title)
         started = time.perf_counter()
@@ -557,7 +639,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("%s (%d/%d): done in %.0f s", name, number, len(args.sets), time.perf_counter() - started)
         write_results(results, out_root, None, failed=failed)
     missing = [name for name in SET_NAMES if name not in {r["set"] for r in results}]
-    path = write_results(results, out_root, Path(args.doc) if args.doc else None, missing, failed)
+    path = write_results(results, out_root, Path(args.doc) if args.doc else None, missing, failed, seed_runs)
     print("\n".join(table_rows(results)))
     print(f"results: {path}" + (f", table: {args.doc}" if args.doc else ""))
     for name, error in failed.items():

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sentilite.runtime.metrics import ClassificationMetrics, classification_metrics
+from sentilite.runtime.metrics import ClassificationMetrics, classification_metrics, predicted_classes
 from sentilite.runtime.recurrence import softmax
 from sentilite.runtime.tokenizer import PAD_ID, Tokenizer
 from sentilite.shared.files import atomic_write_json, make_staging_dir
@@ -388,11 +388,9 @@ def label_probabilities(outputs: np.ndarray, logits: bool = False) -> np.ndarray
 
 
 def top_label_accuracy(outputs: np.ndarray, labels: np.ndarray, logits: bool = False) -> float:
-    """The share of rows whose top label is the true one; two labels: P(labels[1]) >= 0.5, as ever."""
-    outputs = np.asarray(outputs)
-    if outputs.ndim == 2 and outputs.shape[1] > 1:
-        return float(np.mean(np.argmax(outputs, axis=1) == np.asarray(labels).astype(np.int64)))
-    return accuracy(1 / (1 + np.exp(-outputs)) if logits else outputs, labels)
+    """The share of rows whose top label is the true one, by the runtime's rule (runtime.metrics)."""
+    predicted = predicted_classes(label_probabilities(outputs, logits))
+    return float(np.mean(predicted == np.asarray(labels).reshape(-1).astype(np.int64)))
 
 
 def logit_accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
