@@ -147,14 +147,20 @@ def _seeded(seed: int, tflite: float, onnx: float, f1: float = 0.77) -> dict:
 
 
 def test_the_spread_over_seeds_counts_the_seeds_at_each_target():
-    doc = render_doc([_seeded(1234, 0.8242, 0.8221)], seed_runs=[[_seeded(1, 0.8260, 0.8250, 0.75)],
-                                                                  [_seeded(2, 0.8230, 0.8260)]])
+    from sentilite.train.datasets import SeedRun
+
+    doc = render_doc([_seeded(1234, 0.8242, 0.8221)], seed_runs=[SeedRun((_seeded(1, 0.8260, 0.8250, 0.75),), {}),
+                                                                  SeedRun((_seeded(2, 0.8230, 0.8260),), {})])
     assert "| set | target | file | seed 1234 | seed 1 | seed 2 | mean ± sd | seeds at target |" in doc
     # mean 0.82440, sd (n - 1) 0.00153; two of three under 0.825
     assert "| Twitter US Airline | test accuracy >= 0.825 | int8 TFLite | 0.8242 | 0.8260 | 0.8230 | 0.8244 ± 0.0015 | 1 of 3 |" in doc
     assert "| Twitter US Airline | test accuracy >= 0.825 | int8 ONNX | 0.8221 | 0.8250 | 0.8260 | 0.8244 ± 0.0020 | 2 of 3 |" in doc
     assert "| Twitter US Airline | test macro-F1 >= 0.76 | int8 TFLite | 0.7700 | 0.7500 | 0.7700 | 0.7633 ± 0.0115 | 2 of 3 |" in doc
     assert "Over training seeds" not in render_doc([_seeded(1234, 0.8242, 0.8221)])
+    failed = render_doc([_seeded(1234, 0.8242, 0.8221)],
+                        seed_runs=[SeedRun((), {"airline": "airline: export failed (exit 2)"})])
+    assert "| Twitter US Airline | test accuracy >= 0.825 | int8 TFLite | 0.8242 | failed | 0.8242 | 0 of 1 |" in failed
+    assert "- Twitter US Airline, training seed ?: airline: export failed (exit 2)" in failed
 
 
 def test_a_seed_run_that_is_not_a_datasets_run_is_refused_before_training(tmp_path, capsys):
@@ -252,3 +258,19 @@ def test_the_baseline_uses_the_splits_training_makes(tmp_path, capsys):
     assert first["validation"]["fitted_on"] == len(training.train)
     assert first["label_names"] == ["neg", "neu", "pos"] and first["split_note"] == training.split_note
     assert "tfidf-logreg: test accuracy" in capsys.readouterr().out
+
+
+def test_a_failed_step_says_the_commands_own_error(capsys):
+    import sys
+
+    from sentilite.shared.errors import SentiliteError
+    from sentilite.train.datasets import _run
+
+    child = [sys.executable, "-c", "import sys; print('progress', file=sys.stderr); "
+             "print('sentilite export: error: m.int8.tflite: label agreement 98.5% < tolerance 99.00%', "
+             "file=sys.stderr); print('{}'); sys.exit(2)", "export", "m"]
+    with pytest.raises(SentiliteError, match=r"^sst5: export failed \(exit 2\): sentilite export: error: "
+                                             r"m\.int8\.tflite: label agreement 98\.5% < tolerance 99\.00% \[export m\]$"):
+        _run(child, "sst5: export", capture=True)
+    assert "progress" in capsys.readouterr().err  # the child's progress still reaches the terminal
+    assert _run([sys.executable, "-c", "print('{\"a\": 1}')", "x", "y"], "ok", capture=True)[0] == '{"a": 1}\n'

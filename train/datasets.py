@@ -29,6 +29,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 import zipfile
 from collections.abc import Sequence
@@ -100,11 +101,11 @@ SHARED_SETS = (
               validation="sst_dev.txt", test="sst_test.txt", reports=(("test", "sst_test.txt"),),
               expected_test_rows=2_210,
               export_args=("--calibration-reviews", "1000", "--formats", "tflite", "onnx", "numpy"),
-              export_reason="five uncertain labels leave many near-ties: with the default 300 calibration rows "
-                            "its int8 TFLite file agreed with Keras on 98.8% of the validation sentences (< the "
-                            "99% floor), with 1,000 on 99.2%; its MediaPipe file (MediaPipe's own tokens and "
-                            "vocab.txt casings) agreed with the int8 file on 97.9% of the test sentences, under "
-                            "that check's 99% floor, so it is not made",
+              export_reason="five uncertain labels leave many near-ties. With the default 300 calibration rows "
+                            "its int8 TFLite file (training seed 1234) agreed with Keras on 98.8% of the validation "
+                            "sentences, under the 99% floor, and with 1,000 on 99.1%. Its MediaPipe file "
+                            "(MediaPipe's own tokens and vocab.txt casings) agreed with the int8 file on 97.9% of "
+                            "the test sentences, under that check's 99% floor, so it is not made",
               targets=(("test", "accuracy", 0.43),)),
     SharedSet("airline", "Twitter US Airline", "airline", "Tweets.csv", 3, "tweet_id", "text", "airline_sentiment",
               anchors="none standard", expected_test_rows=2_901,
@@ -262,14 +263,30 @@ def _cli() -> list[str]:
 
 
 def _run(command: Sequence[str], what: str, capture: bool = False) -> tuple[str, float]:
-    """Run one sentilite command, its progress on our stderr; (stdout, seconds). A failure stops with its tail."""
+    """Run one sentilite command, its progress on our stderr; (stdout, seconds). A failure stops with the
+    command's own error line."""
     log.info("%s: %s", what, " ".join(command[3:]))
     started = time.perf_counter()
-    result = subprocess.run(list(command), stdout=subprocess.PIPE if capture else None, stderr=None, text=True)
+    process = subprocess.Popen(list(command), stdout=subprocess.PIPE if capture else None, stderr=subprocess.PIPE,
+                               text=True, errors="replace")
+    errors: list[str] = []
+
+    def relay() -> None:  # the child's progress as it comes, and its error lines kept
+        for line in process.stderr:
+            sys.stderr.write(line)
+            if ": error: " in line:
+                errors.append(line.strip())
+
+    relaying = threading.Thread(target=relay, daemon=True)
+    relaying.start()
+    stdout = process.stdout.read() if capture else ""
+    returncode = process.wait()
+    relaying.join()
     seconds = time.perf_counter() - started
-    if result.returncode != 0:
-        raise SentiliteError(f"{what} failed (exit {result.returncode}): {' '.join(command[3:])}")
-    return (result.stdout or ""), seconds
+    if returncode != 0:
+        said = f": {errors[-1]}" if errors else ""
+        raise SentiliteError(f"{what} failed (exit {returncode}){said} [{' '.join(command[3:])}]")
+    return stdout, seconds
 
 
 def _data_options(dataset: SharedSet) -> list[str]:
@@ -466,40 +483,59 @@ def run_seed(result: dict) -> int | None:
     return int(words[words.index("--seed") + 1]) if "--seed" in words else None
 
 
-def spread_section(results: Sequence[dict], seed_runs: Sequence[Sequence[dict]]) -> list[str]:
+@dataclass(frozen=True)
+class SeedRun:
+    """An earlier run's datasets.json: its sets' results, and the sets that failed, with why."""
+
+    sets: tuple[dict, ...]
+    failed: dict[str, str]
+
+
+def spread_section(results: Sequence[dict], seed_runs: Sequence[SeedRun]) -> list[str]:
     """The spread over training seeds of each target's figure, per 8-bit file: this run and ``seed_runs``
-    (other runs' results: the same splits, another ``--seed``)."""
-    runs = [list(results), *[list(r) for r in seed_runs]]
-    rows = []
+    (other runs: the same splits, another ``--seed``). A set that failed in a run shows "failed", and why below."""
+    runs = [SeedRun(tuple(results), {}), *seed_runs]
+    rows, notes = [], []
     seeds: list = [None] * len(runs)
     for dataset in SHARED_SETS:
-        per_run = [next((r for r in run if r["set"] == dataset.name), None) for run in runs]
+        per_run = [next((r for r in run.sets if r["set"] == dataset.name), None) for run in runs]
         if per_run[0] is None:
             continue
         seeds = [run_seed(r) if r else seed for r, seed in zip(per_run, seeds)]
+        for number, run in enumerate(runs):
+            if dataset.name in run.failed:
+                seed = seeds[number] if seeds[number] is not None else "?"
+                notes.append(f"- {dataset.title}, training seed {seed}: {run.failed[dataset.name]}")
         for report, metric, floor in dataset.targets:
             for fmt, name in (("tflite", "int8 TFLite"), ("onnx", "int8 ONNX")):
-                values = []
-                for r in per_run:
+                cells, values = [], []
+                for r, run in zip(per_run, runs):
                     entry = next((f for f in r["files"] if f["format"] == fmt), None) if r else None
-                    values.append(entry["metrics"].get(report, {}).get(metric) if entry else None)
-                known = np.array([v for v in values if v is not None], np.float64)
+                    value = entry["metrics"].get(report, {}).get(metric) if entry else None
+                    if value is not None:
+                        values.append(value)
+                    cells.append(f"{value:.4f}" if value is not None else
+                                 "failed" if dataset.name in run.failed else "-")
+                known = np.array(values, np.float64)
                 sd = f" ± {known.std(ddof=1):.4f}" if len(known) > 1 else ""
                 rows.append(f"| {dataset.title} | {report} {METRIC_NAMES[metric]} >= {floor:g} | {name} | "
-                            + " | ".join("-" if v is None else f"{v:.4f}" for v in values)
-                            + f" | {f'{known.mean():.4f}{sd}' if len(known) else '-'} | "
+                            + " | ".join(cells) + f" | {f'{known.mean():.4f}{sd}' if len(known) else '-'} | "
                             f"{int((known >= floor).sum())} of {len(known)} |")
-    return ["## Over training seeds", "",
-            "The same splits with another training seed (`--train-args '--seed N'`; the splits keep theirs), each "
-            "8-bit file scored as above. Per target: the figure of each seed, the mean ± standard deviation "
-            "(n - 1), and how many seeds reach it.", "",
-            "| set | target | file | " + " | ".join(f"seed {s if s is not None else '?'}" for s in seeds)
-            + " | mean ± sd | seeds at target |",
-            "|---|---|---|" + "---:|" * len(runs) + "---:|---:|", *rows]
+    lines = ["## Over training seeds", "",
+             "The same splits with another training seed (`make datasets-seeds`: `--train-args '--seed N'`, the "
+             "int8 files only, no peers; the splits keep their seed), each 8-bit file scored as above. Per target: "
+             "the figure of each seed, the mean ± standard deviation (n - 1) of those measured, and how many of "
+             "them reach it.", "",
+             "| set | target | file | " + " | ".join(f"seed {s if s is not None else '?'}" for s in seeds)
+             + " | mean ± sd | seeds at target |",
+             "|---|---|---|" + "---:|" * len(runs) + "---:|---:|", *rows]
+    if notes:
+        lines += ["", "Runs that failed:", "", *notes]
+    return lines
 
 
 def render_doc(results: Sequence[dict], missing: Sequence[str] = (), failed: dict[str, str] | None = None,
-               seed_runs: Sequence[Sequence[dict]] = ()) -> str:
+               seed_runs: Sequence[SeedRun] = ()) -> str:
     """docs/datasets.md from the results (``missing``: sets not run yet; ``failed``: set -> error, of those;
     ``seed_runs``: other runs' results, for the spread over seeds)."""
     failed = failed or {}
@@ -559,7 +595,7 @@ def render_doc(results: Sequence[dict], missing: Sequence[str] = (), failed: dic
 
 
 def write_results(results: Sequence[dict], out_root: Path, doc: Path | None, missing: Sequence[str] = (),
-                  failed: dict[str, str] | None = None, seed_runs: Sequence[Sequence[dict]] = ()) -> Path:
+                  failed: dict[str, str] | None = None, seed_runs: Sequence[SeedRun] = ()) -> Path:
     path = atomic_write_json(out_root / RESULTS_FILE, {"format_version": RESULTS_FORMAT_VERSION,
                                                        "sets": list(results), "failed": dict(failed or {})})
     if doc is not None:
@@ -567,17 +603,19 @@ def write_results(results: Sequence[dict], out_root: Path, doc: Path | None, mis
     return path
 
 
-def read_results(folder: Path) -> list[dict]:
-    """The sets of an earlier run's datasets.json."""
+def read_results(folder: Path) -> SeedRun:
+    """An earlier run's datasets.json, checked."""
     path = folder / RESULTS_FILE
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
-        sets = document["sets"]
+        sets, failed = document["sets"], document.get("failed", {})
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise SharedDataError(f"{path}: not the results of a datasets run ({exc})") from None
     if not isinstance(sets, list) or not all(isinstance(r, dict) and "set" in r and "files" in r for r in sets):
         raise SharedDataError(f"{path}: not the results of a datasets run (no list of sets with their files)")
-    return sets
+    if not isinstance(failed, dict) or not all(isinstance(v, str) for v in failed.values()):
+        raise SharedDataError(f"{path}: not the results of a datasets run (its failures are not set: reason)")
+    return SeedRun(tuple(sets), dict(failed))
 
 
 # -- the command --------------------------------------------------------------------------------------------------
