@@ -17,25 +17,22 @@ times, the goals and the model's test accuracy go to ``OUT/train_time.json`` and
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import logging
 import os
 import resource
-import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from sentilite.shared.files import atomic_write_json, atomic_write_text
+from sentilite.shared.files import atomic_write_json
 
 from .data import load_imdb
-from .datasets import SHARED_SETS, SharedDataError, _read_csv_records, data_root, spread
+from .datasets import (SHARED_SETS, SharedDataError, _cli, _column, _read_csv_records, _run, _write_csv, data_root,
+                       spread)
 
 log = logging.getLogger("sentilite.train")
 
@@ -76,13 +73,7 @@ class TrainTime:
     test_macro_f1: float
 
 
-def _write_rows(path: Path, rows: Sequence[tuple[str, str]]) -> Path:
-    buffer = io.StringIO(newline="")
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["text", "label"])
-    writer.writerows(rows)
-    atomic_write_text(path, buffer.getvalue())
-    return path
+HEADER = ("text", "label")
 
 
 def short_texts_file(root: Path, out: Path, rows: int) -> Path:
@@ -91,8 +82,8 @@ def short_texts_file(root: Path, out: Path, rows: int) -> Path:
     if not source.is_file():
         raise SharedDataError(f"{source}: missing (see {root / 'README.md'})")
     header, records = _read_csv_records(source.read_bytes(), str(source))
-    text, label = header.index(airline.text_column), header.index(airline.label_column)
-    return _write_rows(out, [(records[i][text], records[i][label]) for i in spread(len(records), rows)])
+    text, label = (_column(header, name, str(source)) for name in (airline.text_column, airline.label_column))
+    return _write_csv(out, HEADER, [(records[i][text], records[i][label]) for i in spread(len(records), rows)])
 
 
 def mixed_texts_file(root: Path, out: Path, rows: int, imdb: str | None, *, allow_incomplete: bool = False) -> Path:
@@ -101,13 +92,13 @@ def mixed_texts_file(root: Path, out: Path, rows: int, imdb: str | None, *, allo
         raise SharedDataError(f"{source}: missing (see {root / 'README.md'})")
     lines = source.read_text(encoding="utf-8").splitlines()
     header = lines[0].split("\t")
-    sentence, label = header.index("sentence"), header.index("label")
+    sentence, label = (_column(header, name, str(source)) for name in ("sentence", "label"))
     texts = [(fields[sentence], SST2_LABELS[fields[label]]) for fields in (line.split("\t") for line in lines[1:])]
     data = load_imdb(imdb, progress=False, allow_incomplete=allow_incomplete)
     for split in (data.train, data.test):
         texts += [(t, data.label_names[int(y)]) for t, y in zip(split.texts, split.labels)]
     order = np.random.default_rng(SHUFFLE_SEED).permutation(len(texts))[:rows]
-    return _write_rows(out, [texts[i] for i in order])
+    return _write_csv(out, HEADER, [texts[i] for i in order])
 
 
 def _children_cpu() -> float:
@@ -116,14 +107,11 @@ def _children_cpu() -> float:
 
 
 def time_training(size: TimedSize, data: Path, model_dir: Path, train_args: Sequence[str] = ()) -> TrainTime:
-    command = [sys.executable, "-m", "sentilite", "train", "--cell", "gru", "--data", str(data),
-               "--out", str(model_dir), "--quiet", *train_args]
-    log.info("%s: %s", size.name, " ".join(command[3:]))
-    started, started_cpu = time.perf_counter(), _children_cpu()
-    result = subprocess.run(command)
-    seconds, cpu = time.perf_counter() - started, _children_cpu() - started_cpu
-    if result.returncode != 0:
-        raise SharedDataError(f"{size.name}: sentilite train failed (exit {result.returncode})")
+    command = [*_cli(), "train", "--cell", "gru", "--data", str(data), "--out", str(model_dir), "--quiet",
+               *train_args]
+    started_cpu = _children_cpu()
+    _, seconds = _run(command, f"{size.name}: train")
+    cpu = _children_cpu() - started_cpu
     metrics = json.loads((model_dir / "metrics.json").read_text(encoding="utf-8"))
     config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
     profile = config["data"].get("profile") or {}
@@ -163,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if size.name == "short-10k":
                 short_texts_file(root, data, size.rows)
             else:
-                mixed_texts_file(root, data, size.rows, args.imdb or os.environ.get("IMDB_DATA"))
+                mixed_texts_file(root, data, size.rows, args.imdb)  # None: $IMDB_DATA, else the cache
             results.append(time_training(size, data, out / size.name))
             log.info("%s: %.0f s (goal %.0f s)", size.name, results[-1].seconds, size.limit_seconds)
     except SentiliteError as exc:
