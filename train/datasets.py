@@ -475,12 +475,14 @@ def table_rows(results: Sequence[dict]) -> list[str]:
 METRIC_NAMES = {"accuracy": "accuracy", "macro_f1": "macro-F1"}
 
 
-def run_seed(result: dict) -> int | None:
-    """The training seed of a set's run (results before it was recorded: the ``--seed`` of its command)."""
+def with_seed(result: dict, out_root: Path) -> dict:
+    """A set's result with its training seed; one written before results recorded it gets the seed of the
+    config.json beside it (None when that is gone)."""
     if "seed" in result:
-        return result["seed"]
-    words = result["train_command"].split()
-    return int(words[words.index("--seed") + 1]) if "--seed" in words else None
+        return result
+    config = out_root / result["set"] / "model" / "config.json"
+    seed = json.loads(config.read_text(encoding="utf-8"))["training"]["seed"] if config.is_file() else None
+    return {**result, "seed": seed}
 
 
 @dataclass(frozen=True)
@@ -501,7 +503,7 @@ def spread_section(results: Sequence[dict], seed_runs: Sequence[SeedRun]) -> lis
         per_run = [next((r for r in run.sets if r["set"] == dataset.name), None) for run in runs]
         if per_run[0] is None:
             continue
-        seeds = [run_seed(r) if r else seed for r, seed in zip(per_run, seeds)]
+        seeds = [r["seed"] if r else seed for r, seed in zip(per_run, seeds)]
         for number, run in enumerate(runs):
             if dataset.name in run.failed:
                 seed = seeds[number] if seeds[number] is not None else "?"
@@ -615,7 +617,7 @@ def read_results(folder: Path) -> SeedRun:
         raise SharedDataError(f"{path}: not the results of a datasets run (no list of sets with their files)")
     if not isinstance(failed, dict) or not all(isinstance(v, str) for v in failed.values()):
         raise SharedDataError(f"{path}: not the results of a datasets run (its failures are not set: reason)")
-    return SeedRun(tuple(sets), dict(failed))
+    return SeedRun(tuple(with_seed(r, folder) for r in sets), dict(failed))
 
 
 # -- the command --------------------------------------------------------------------------------------------------
@@ -659,11 +661,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         saved = out_root / name / SET_RESULT_FILE
         if args.resume and saved.is_file():
             log.info("%s (%d/%d): kept from %s", name, number, len(args.sets), saved)
-            kept = json.loads(saved.read_text(encoding="utf-8"))
-            config = out_root / name / "model" / "config.json"
-            if "seed" not in kept and config.is_file():  # written before results recorded their seed
-                kept["seed"] = json.loads(config.read_text(encoding="utf-8"))["training"]["seed"]
-            results.append(kept)
+            results.append(with_seed(json.loads(saved.read_text(encoding="utf-8")), out_root))
             continue
         log.info("%s (%d/%d): %s", name, number, len(args.sets), dataset.title)
         started = time.perf_counter()
