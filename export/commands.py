@@ -40,11 +40,7 @@ def add_commands(sub) -> None:
 
 def run_export(args) -> int:
     require("export", "train", "tensorflow", "keras", "onnx", "onnxruntime", "ai_edge_litert")
-    from pathlib import Path
-
-    from sentilite.train.data import load_imdb
-
-    from .package import ExportConfig, export_package, read_model_folder
+    from .package import ExportConfig, export_package
 
     options = {}
     for name in ("formats", "precisions"):
@@ -53,12 +49,9 @@ def run_export(args) -> int:
     for name in ("calibration_reviews", "validation_reviews", "test_reviews"):
         if getattr(args, name) is not None:
             options[name] = getattr(args, name)
-    run_config = read_model_folder(Path(args.model_dir))[0]
-    if run_config.data.train is None:  # IMDB
-        data = load_imdb(args.data, allow_incomplete=args.allow_incomplete)
-    else:
-        data = None  # export_package reads the files config.json names
-    manifest = export_package(args.model_dir, data, ExportConfig(**options))
+    # --data names IMDB's archive or folder; a model of a user's files reads those config.json names
+    manifest = export_package(args.model_dir, args.data, ExportConfig(**options),
+                              allow_incomplete=args.allow_incomplete)
     for skipped in manifest.get("skipped", ()):
         print(f"{skipped['file']:<28} left out: {skipped['reason']}")
     for a in manifest["artifacts"]:

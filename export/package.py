@@ -110,10 +110,11 @@ def read_model_folder(model_dir: Path) -> tuple[RunConfig, bytes, Tokenizer]:
 
 def export_package(model_dir: str | os.PathLike, data: TrainingData | str | os.PathLike | None = None,
                    config: ExportConfig = ExportConfig(), validation: ValidationConfig | None = None,
-                   *, progress: bool = True) -> dict:
+                   *, progress: bool = True, allow_incomplete: bool = False) -> dict:
     """Export, validate and evaluate every file; returns the manifest written to MODEL_DIR.
 
-    ``validation`` holds each precision's tolerances (default: the product limits).
+    ``validation`` holds each precision's tolerances (default: the product limits). ``allow_incomplete``:
+    an IMDB copy missing reviews is read anyway (``load_imdb``).
     """
     validation = validation if validation is not None else ValidationConfig()
     from sentilite.train.keras_model import load_keras_model
@@ -126,7 +127,7 @@ def export_package(model_dir: str | os.PathLike, data: TrainingData | str | os.P
     if not isinstance(data, TrainingData):
         # The splits the model was trained on, read again from what config.json says (IMDB: ``data`` may
         # name the archive or folder).
-        data = load_training_data(run_config, imdb_source=data, progress=progress)
+        data = load_training_data(run_config, imdb_source=data, progress=progress, allow_incomplete=allow_incomplete)
     labels = run_config.model.labels
     fit_part, val_part = split_training_reviews(run_config, data)
     val_texts, val_labels = val_part.texts, val_part.labels
