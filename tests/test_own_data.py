@@ -366,6 +366,8 @@ def test_sizes_follow_the_data_and_8_bit_files_fit_1_mib_up_to_5_labels():
         assert 330_000 + 10_000 * (16 + labels) + slots * (labels + 1.5) <= 1 << 20
     cjk = sized_for_data(DataProfile(**{**short.to_dict(), "label_counts": (1, 1), "cjk_share": 0.9}), "gru")[0]
     assert cjk.tokenizer.character_words == "cjk"
+    # characters inside words are a setting to try, not a size the data chooses
+    assert config.training.subword_ngrams == cjk.training.subword_ngrams == "none"
 
 
 def test_preset_and_set_override_the_sizes_from_the_data(tmp_path):

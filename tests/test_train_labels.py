@@ -13,8 +13,12 @@ from sentilite.train.ngrams import (
     fit_ngram_weights,
     learn_dictionary,
     ngram_logits,
+    fold_subwords,
     ngram_matrix,
+    subword_grams,
+    subword_matrix,
     weight_strength,
+    with_subwords,
 )
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -71,6 +75,56 @@ def test_the_multinomial_branch_is_the_runtime_ngram_logit_of_its_table():
     assert logits.shape == (len(ids), 3)
     np.testing.assert_allclose(logits, ngram_logit(ids, weights, VOCAB, slots, dictionary) + bias, atol=1e-6)
     np.testing.assert_allclose(logits, ngram_logits(matrix, weights, bias), atol=1e-5)
+
+
+def test_subword_grams_are_the_marked_words_character_2_to_5_grams():
+    assert subword_grams("fun") == sorted(["<f", "fu", "un", "n>", "<fu", "fun", "un>", "<fun", "fun>"])
+    assert subword_grams("a") == ["<a", "a>"]  # "<a>" is the word itself
+    assert subword_grams("ab", (3, 3)) == ["<ab", "ab>"]
+
+
+def test_subword_matrix_rows_are_words_and_padding_and_oov_have_none():
+    vocabulary = ["<pad>", "<oov>", "fun", "funny", "dull"]
+    subwords = subword_matrix(vocabulary, 6)  # a vocab_size past the list: the last id has no word
+    assert subwords.shape[0] == 6 and subwords[:2].nnz == 0 and subwords[5].nnz == 0
+    for word_id, word in enumerate(vocabulary[2:], 2):
+        row = subwords[word_id]
+        grams = subword_grams(word)
+        assert row.nnz == len(grams)
+        np.testing.assert_allclose(row.data, 2.0 / np.sqrt(len(grams)), rtol=1e-6)
+    # "fun" and "funny" share "<f", "<fu", "<fun", "fu", "fun", "un"; "dull" shares nothing with "fun"
+    shared = (subwords[2] > 0).multiply(subwords[3] > 0).nnz
+    assert shared == 6 and (subwords[2] > 0).multiply(subwords[4] > 0).nnz == 0
+
+
+@pytest.mark.parametrize("classes", [2, 3])
+def test_folded_subword_weights_give_the_logits_of_the_wider_regression(classes):
+    pytest.importorskip("sklearn")
+    ids, labels = three_label_rows()
+    if classes == 2:
+        labels = (labels == 1).astype(np.int32)
+    vocabulary = ["<pad>", "<oov>"] + [f"w{i}" for i in range(2, VOCAB)]
+    subwords = subword_matrix(vocabulary, VOCAB)
+    matrix = ngram_matrix(ids, VOCAB, 7)
+    wide = with_subwords(matrix, subwords, VOCAB)
+    assert wide.shape == (len(ids), VOCAB + 7 + subwords.shape[1])
+    weights, bias = fit_ngram_weights(wide, labels, 10.0, classes=classes)
+    folded = fold_subwords(weights, subwords, VOCAB)
+    assert folded.shape == ((VOCAB + 7,) if classes == 2 else (VOCAB + 7, classes)) and np.all(folded[0] == 0)
+    np.testing.assert_allclose(ngram_logits(matrix, folded, bias), ngram_logits(wide, weights, bias), atol=1e-5)
+    # the runtime reads the folded table as any other
+    np.testing.assert_allclose(NgramBranch(folded, bias, None, VOCAB, 7).logit(ids),
+                               ngram_logits(wide, weights, bias), atol=1e-5)
+
+
+def test_subword_ngrams_setting_is_checked_and_left_out_of_config_json_when_none():
+    from sentilite.shared.errors import ConfigError
+    from sentilite.train.config import TrainConfig
+
+    assert "subword_ngrams" not in TrainConfig().to_dict()
+    assert TrainConfig(subword_ngrams="if-better").to_dict()["subword_ngrams"] == "if-better"
+    with pytest.raises(ConfigError, match="subword_ngrams must be one of.*'yes'"):
+        TrainConfig(subword_ngrams="yes")
 
 
 def test_dictionary_codes_rank_by_their_largest_weight_over_the_labels():
@@ -192,7 +246,7 @@ def label_runs(tmp_path_factory):
                         imdb=False)
     runs = {}
     for name, cell, data, training in (("three", "lstm", three, {"class_weight": "balanced"}),
-                                       ("five", "gru", five, {})):
+                                       ("five", "gru", five, {"subword_ngrams": "if-better"})):
         out = root / name
         runs[name] = (out, data, train_model(_tiny_config(cell, **training), out, data, verbose=0))
     return runs
@@ -253,6 +307,12 @@ def test_metrics_json_has_each_splits_figures_and_no_imdb_checks(label_runs):
     # the given validation rows, or a stratified fifth of the training rows (60 of each label: 12)
     assert (three["validation_split"], three["validation_reviews"]) == ("given", 90)
     assert (five["validation_split"], five["validation_reviews"]) == ("stratified", 60)
+    # SST-5's branch was fitted with and without characters inside words; the model holds the better one
+    choice = five["subword_ngrams"]
+    assert set(choice) == {"kept", "validation_accuracy_without", "validation_accuracy_with"}
+    assert choice["kept"] == (choice["validation_accuracy_with"] > choice["validation_accuracy_without"])
+    assert "subword_ngrams" not in three
+    assert json.loads((label_runs["five"][0] / "config.json").read_text())["training"]["subword_ngrams"] == "if-better"
     config = json.loads((label_runs["three"][0] / "config.json").read_text())
     assert config["training"]["class_weight"] == "balanced" and config["model"]["labels"] == ["negative", "neutral",
                                                                                               "positive"]

@@ -60,14 +60,21 @@ class TrainConfig:
     # "balanced": each label weighs inversely to its share of the training rows, in the cell's loss and in
     # the n-gram regressions (scikit-learn's class_weight="balanced"); "none": every row weighs one.
     class_weight: str = "none"
+    # Characters inside words in the n-gram branch (``train.ngrams``, folded into the unigram rows): "none";
+    # "always"; "if-better": fitted with and without, kept when the validation accuracy rises.
+    subword_ngrams: str = "none"
 
     CLASS_WEIGHTS = ("none", "balanced")  # the values of class_weight (a class constant, not a setting)
+    SUBWORD_NGRAMS = ("none", "always", "if-better")  # the values of subword_ngrams
 
     def __post_init__(self):
         check_fraction("TrainConfig", "validation_fraction", self.validation_fraction, include_low=False)
         if self.class_weight not in self.CLASS_WEIGHTS:
             raise ConfigError(f"TrainConfig.class_weight must be one of {self.CLASS_WEIGHTS}, "
                               f"got {self.class_weight!r}")
+        if self.subword_ngrams not in self.SUBWORD_NGRAMS:
+            raise ConfigError(f"TrainConfig.subword_ngrams must be one of {self.SUBWORD_NGRAMS}, "
+                              f"got {self.subword_ngrams!r}")
         if self.validation_split not in VALIDATION_SPLITS:
             raise ConfigError(f"TrainConfig.validation_split must be one of {VALIDATION_SPLITS}, "
                               f"got {self.validation_split!r}")
@@ -88,10 +95,12 @@ class TrainConfig:
             check_int("TrainConfig", "train_subset", self.train_subset, 8)
 
     def to_dict(self) -> dict:
-        """config.json's training section; ``class_weight`` only when set, so a model without it saves as 0.3 did."""
+        """config.json's training section; ``class_weight`` and ``subword_ngrams`` only when set, so a model
+        without them saves as 0.3 did."""
         out = dataclasses.asdict(self)
-        if self.class_weight == "none":
-            del out["class_weight"]
+        for name in ("class_weight", "subword_ngrams"):
+            if out[name] == "none":
+                del out[name]
         return out
 
 
@@ -378,6 +387,11 @@ def sized_for_data(profile: DataProfile, cell: str, input: str = "ids") -> tuple
     - batch size 32 / 64 / 128 below 5,000 / 20,000 rows / above, and enough
       epochs for about the 1,200 steps the preset takes on IMDB (4 to 30,
       early stopping ends sooner; patience 2 past 4 epochs).
+
+    Characters inside words (training.subword_ngrams) are not chosen: over
+    three seeds they raised SST-5 and the airline macro-F1 but lowered SST-2,
+    and the wider table they fold into cost the int8 TFLite file agreement
+    (docs/model.md).
     """
     base = preset_config("default", cell, input)
     labels = len(profile.label_counts)

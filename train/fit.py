@@ -190,9 +190,12 @@ def fit_ngram_branch(config: RunConfig, rows: TrainingSetup) -> NgramBranches:
     Only the rows of ``rows`` are read, so the levers fit other branches on
     the same rows. With a learned dictionary, each of the two fits chooses its
     own dictionary from the rows it sees, so the blend is fitted on a branch
-    that never saw a validation review.
+    that never saw a validation review. With ``training.subword_ngrams``
+    "if-better" the first fit is made with and without characters inside
+    words, and the kept branch follows the one more accurate on validation.
     """
-    from .ngrams import fit_ngram_weights, learn_dictionary, ngram_logits, ngram_matrix, refit_ngram_weights
+    from .ngrams import (SubwordChoice, fit_ngram_weights, fold_subwords, learn_dictionary, ngram_logits,
+                         ngram_matrix, refit_ngram_weights, subword_matrix, with_subwords)
 
     x_fit, y_fit, x_val, y_val = rows.x_fit, rows.y_fit, rows.x_val, rows.y_val
     vocab, buckets, c = config.tokenizer.vocab_size, config.model.ngram_buckets, config.training.ngram_c
@@ -203,19 +206,40 @@ def fit_ngram_branch(config: RunConfig, rows: TrainingSetup) -> NgramBranches:
     reviews_fit[: len(rows.splits.y_fit)] = True
     reviews_val = np.zeros(len(y_val), bool)
     reviews_val[: len(rows.splits.y_val)] = True
+    n_val = len(rows.splits.y_val)
+    subwords = (None if config.training.subword_ngrams == "none"
+                else subword_matrix(rows.splits.tokenizer.vocabulary, vocab))
 
     def dictionary_of(ids, labels, reviews):
         if not config.model.ngram_dictionary:
             return None
         return learn_dictionary(ids, labels, reviews, vocab, buckets, c, classes, class_weight)
 
+    def fitted_weights(matrix, use_subwords: bool):
+        if not use_subwords:
+            return fit_ngram_weights(matrix, y_fit, c, ratio_rows=reviews_fit, classes=classes,
+                                     class_weight=class_weight)
+        weights, bias = fit_ngram_weights(with_subwords(matrix, subwords, vocab), y_fit, c, ratio_rows=reviews_fit,
+                                          classes=classes, class_weight=class_weight)
+        return fold_subwords(weights, subwords, vocab), bias
+
     dictionary = dictionary_of(x_fit, y_fit, reviews_fit)
     m_fit, m_val = (ngram_matrix(x, vocab, buckets, dictionary) for x in (x_fit, x_val))
-    weights, bias = fit_ngram_weights(m_fit, y_fit, c, ratio_rows=reviews_fit, classes=classes,
-                                      class_weight=class_weight)
-    fitted = NgramBranch(weights, bias, dictionary, vocab, buckets)
+    choice = None
+    use_subwords = config.training.subword_ngrams == "always"
+    weights, bias = fitted_weights(m_fit, use_subwords)
     val_logits = ngram_logits(m_val, weights, bias)
-    n_val = len(rows.splits.y_val)
+    if config.training.subword_ngrams == "if-better":
+        with_weights, with_bias = fitted_weights(m_fit, True)
+        with_logits = ngram_logits(m_val, with_weights, with_bias)
+        without, with_ = (logit_accuracy(v[:n_val], y_val[:n_val]) for v in (val_logits, with_logits))
+        choice = SubwordChoice(kept=with_ > without, accuracy_without=without, accuracy_with=with_)
+        log.info("n-gram branch: characters inside words %s (validation accuracy %.4f with, %.4f without)",
+                 "kept" if choice.kept else "left out", with_, without)
+        use_subwords = choice.kept
+        if use_subwords:
+            weights, bias, val_logits = with_weights, with_bias, with_logits
+    fitted = NgramBranch(weights, bias, dictionary, vocab, buckets)
     crops = (f", {logit_accuracy(val_logits[n_val:], y_val[n_val:]):.4f} on their crops"
              if len(y_val) > n_val else "")
     log.info("n-gram branch: fitted on %d rows (%.0f s); validation accuracy %.4f on reviews%s",
@@ -224,12 +248,16 @@ def fit_ngram_branch(config: RunConfig, rows: TrainingSetup) -> NgramBranches:
         dictionary = dictionary_of(np.concatenate([x_fit, x_val]), np.concatenate([y_fit, y_val]),
                                    np.concatenate([reviews_fit, reviews_val]))
         m_fit, m_val = (ngram_matrix(x, vocab, buckets, dictionary) for x in (x_fit, x_val))
+    if use_subwords:
+        m_fit, m_val = (with_subwords(m, subwords, vocab) for m in (m_fit, m_val))
     all_weights, all_bias = refit_ngram_weights((m_fit, m_val), (y_fit, y_val), (reviews_fit, reviews_val), c,
                                                 classes, class_weight)
+    if use_subwords:
+        all_weights = fold_subwords(all_weights, subwords, vocab)
     log.info("n-gram branch: refitted on every training review and crop (%d rows, %.0f s in all)",
              len(y_fit) + len(y_val), time.time() - started)
     return NgramBranches(fitted=fitted, kept=NgramBranch(all_weights, all_bias, dictionary, vocab, buckets),
-                         val_logits=val_logits)
+                         val_logits=val_logits, subwords=choice)
 
 
 def train_cell(setup: TrainingSetup, cell_model, verbose: int):
@@ -330,6 +358,8 @@ def train_model(
                        top_label_accuracy(validation_logits, setup.splits.y_val, logits=True), fit_seconds)
     if setup.ngrams is not None:
         metrics["blend"] = blend.to_dict()
+        if setup.ngrams.subwords is not None:
+            metrics["subword_ngrams"] = setup.ngrams.subwords.to_dict()
         metrics["ablation"] = ablation(setup.splits, setup.ngrams.kept, cell_alone, setup.steps, names, data.imdb)
     metrics.update(classification_sections(data, validation_metrics, test_metrics))
     history_dict = {k: [float(v) for v in vals] for k, vals in history.items()}
