@@ -21,6 +21,9 @@ def add_commands(sub) -> None:
     p.add_argument("--calibration-reviews", type=int, help="training reviews for int8 calibration")
     p.add_argument("--validation-reviews", type=int, help="validation reviews for the parity check (default: all)")
     p.add_argument("--test-reviews", type=int, help="test reviews to evaluate each file on (default: all 25,000)")
+    p.add_argument("--skip-failing", action="store_true",
+                   help="leave out a file that fails its check against the Keras model (the reason goes in the "
+                        "manifest's skipped) and keep the others, instead of stopping the export")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=run_export)
 
@@ -49,6 +52,8 @@ def run_export(args) -> int:
     for name in ("calibration_reviews", "validation_reviews", "test_reviews"):
         if getattr(args, name) is not None:
             options[name] = getattr(args, name)
+    if args.skip_failing:
+        options["skip_failing"] = True
     # --data names IMDB's archive or folder; a model of a user's files reads those config.json names
     manifest = export_package(args.model_dir, args.data, ExportConfig(**options),
                               allow_incomplete=args.allow_incomplete)

@@ -2,7 +2,9 @@
 
 All files are written to a staging folder first; only when every one has
 passed its check are they moved into MODEL_DIR, manifest last, so a failed
-export leaves the previous package untouched. Validation is the same for
+export leaves the previous package untouched. With ``skip_failing``
+(``--skip-failing``) a file that fails its check is left out instead, with
+its reason in the log and the manifest's ``skipped``, and the others are kept. Validation is the same for
 every file of the runtime's formats (``validate.validate_with_runtime``): the
 file is loaded by the runtime, run the way the runtime runs it, and compared
 with the Keras model; a client's file (MediaPipe's) brings its own validator
@@ -31,6 +33,7 @@ from sentilite.train.data import TrainingData, load_training_data, subset
 from sentilite.train.evaluate import SHORT_TEXT_WORDS, short_texts
 from sentilite.train.fit import CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE, split_training_reviews
 
+from .errors import ExportValidationError
 from .file_metadata import embedded_metadata
 from .registry import EXPORTERS, ExportContext, Exporter
 from .validate import Evaluation, EvaluationSet, ValidationConfig, WrittenFile, top_label_accuracy
@@ -47,6 +50,8 @@ class ExportConfig:
     calibration_reviews: int = 300
     validation_reviews: int | None = None  # None = every validation review of the training split
     test_reviews: int | None = None  # None = every test text (all 25,000 IMDB test reviews)
+    # Leave out a file that fails its check (its reason in the manifest's "skipped") instead of the whole export.
+    skip_failing: bool = False
 
     def __post_init__(self):
         bad = [f for f in self.formats if f not in EXPORTERS]
@@ -67,7 +72,11 @@ class ExportConfig:
         return out
 
     def to_dict(self) -> dict:
-        return config_to_dict(self)
+        """The manifest's "export"; ``skip_failing`` only when set, so manifests read as before."""
+        out = config_to_dict(self)
+        if not self.skip_failing:
+            del out["skip_failing"]
+        return out
 
 
 def _versions() -> dict:
@@ -96,6 +105,15 @@ def _runnable(jobs: list[tuple[Exporter, str]], run_config: RunConfig) -> tuple[
             log.info("%s left out: %s", name, reason)
             skipped.append({"file": name, "format": exporter.format, "client": exporter.client, "reason": reason})
     return kept, skipped
+
+
+def _failing_hint(precision: str, config: ExportConfig) -> str:
+    """What a user can do about a file that failed its check."""
+    hint = "Add --skip-failing to write the files that pass and leave this one out"
+    if precision == "int8":
+        hint += (f"; an int8 file may pass when calibrated on more training texts (--calibration-reviews, now "
+                 f"{config.calibration_reviews})")
+    return hint
 
 
 def read_model_folder(model_dir: Path) -> tuple[RunConfig, bytes, Tokenizer]:
@@ -186,7 +204,16 @@ def export_package(model_dir: str | os.PathLike, data: TrainingData | str | os.P
             if exporter.client:
                 artifact["client"] = exporter.client
             written = WrittenFile(path, str(model_dir / name), exporter.format, precision, metadata)
-            artifact.update(exporter.validate(written, evaluation))
+            try:
+                artifact.update(exporter.validate(written, evaluation))
+            except ExportValidationError as error:
+                if not config.skip_failing:
+                    raise ExportValidationError(f"{error}. {_failing_hint(precision, config)}") from None
+                log.warning("%d/%d %s left out: %s", index, len(jobs), name, error)
+                skipped.append({"file": name, "format": exporter.format, "precision": precision,
+                                "reason": str(error), "failed_check": True})
+                path.unlink(missing_ok=True)
+                continue
             artifact.update(exporter.describe(path))
             artifacts.append(artifact)
             ev = artifact["eval"]
@@ -210,10 +237,16 @@ def export_package(model_dir: str | os.PathLike, data: TrainingData | str | os.P
             "versions": _versions(),
             "artifacts": artifacts,
         }
+        if not artifacts:
+            raise ExportValidationError(f"{model_dir}: no file passed its check: "
+                                        + "; ".join(s["reason"] for s in skipped if s.get("failed_check")))
         if skipped:
             manifest["skipped"] = skipped
         for artifact in artifacts:
             os.replace(staging / artifact["file"], model_dir / artifact["file"])
+        for left_out in skipped:  # an earlier export's file of that name belongs to no model of this manifest
+            if left_out.get("failed_check"):
+                (model_dir / left_out["file"]).unlink(missing_ok=True)
         atomic_write_json(model_dir / MANIFEST_FILE, manifest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

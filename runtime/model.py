@@ -269,6 +269,20 @@ def run_batches(backend: Backend, ids: np.ndarray, batch_size: int, cut: bool = 
 
 
 # -- loading -----------------------------------------------------------------------------
+def _left_out_note(manifest: dict, format: str | None, precision: str | None) -> str:
+    """Why export left out the files asked for, from the manifest's "skipped" (read as untrusted: strings only)."""
+    skipped = manifest.get("skipped")
+    notes = []
+    for entry in skipped if isinstance(skipped, list) else ():
+        if (not isinstance(entry, dict) or entry.get("client")
+                or not all(isinstance(entry.get(k), str) for k in ("file", "reason"))):
+            continue  # another client's file, or not an entry export writes
+        if (format is None or entry.get("format") == format) and (precision is None or entry.get("precision")
+                                                                  in (precision, None)):
+            notes.append(f"{entry['file'][:80]} was left out at export: {entry['reason'][:300]}")
+    return "".join(f"; {note}" for note in notes[:5])
+
+
 def load(path: str | os.PathLike | None = None, format: str | None = None, precision: str | None = None,
          backend: str | None = None, batch_size: int = 64, num_threads: int | None = None) -> SentimentModel:
     """Load a package folder (manifest.json), a single .onnx / .tflite / .npz file, or a bundled model.
@@ -447,6 +461,7 @@ def choose_artifact(manifest: dict, folder: Path, format: str | None, precision:
         have = sorted(f"{a.get('format')}/{a.get('precision')}" for a in manifest["artifacts"])
         raise ModelFileError(
             f"{folder}: no file with format={format} precision={precision} backend={backend}; it holds {have}"
+            + _left_out_note(manifest, format, precision)
         )
     formats = {fmt: rank for rank, fmt in enumerate(FORMAT_BACKENDS)}
     installed = {fmt: bool(backend or available_backends(fmt)) for fmt in formats}

@@ -161,6 +161,26 @@ def test_the_spread_over_seeds_counts_the_seeds_at_each_target():
                         seed_runs=[SeedRun((), {"airline": "airline: export failed (exit 2)"})])
     assert "| Twitter US Airline | test accuracy >= 0.825 | int8 TFLite | 0.8242 | failed | 0.8242 | 0 of 1 |" in failed
     assert "- Twitter US Airline, training seed ?: airline: export failed (exit 2)" in failed
+    assert "Files left out and runs that failed:" in failed
+
+
+def test_a_file_export_left_out_shows_as_left_out_with_its_reason():
+    from sentilite.train.datasets import SeedRun
+
+    onnx_only = _seeded(1, 0.8260, 0.8250)
+    onnx_only["files"] = onnx_only["files"][1:]
+    onnx_only["left_out"] = [{"file": "model.int8.tflite", "format": "tflite",
+                              "reason": "label agreement 98.9101% < tolerance 99.00%"}]
+    doc = render_doc([_seeded(1234, 0.8242, 0.8221)], seed_runs=[SeedRun((onnx_only,), {})])
+    assert "| Twitter US Airline | test accuracy >= 0.825 | int8 TFLite | 0.8242 | left out | 0.8242 | 0 of 1 |" in doc
+    assert "| Twitter US Airline | test accuracy >= 0.825 | int8 ONNX | 0.8221 | 0.8250 | 0.8236 ± 0.0021 | 1 of 2 |" in doc
+    assert ("- Twitter US Airline, training seed 1: model.int8.tflite left out: label agreement 98.9101% < "
+            "tolerance 99.00%") in doc
+    # in the main table too, with the reason under it
+    (row,) = [line for line in table_rows([onnx_only]) if line.startswith("| Twitter")]
+    assert row.split(" | ")[4:6] == ["left out", "-"]
+    main = render_doc([onnx_only])
+    assert "- Twitter US Airline: model.int8.tflite left out: label agreement 98.9101%" in main
 
 
 def test_a_seed_run_that_is_not_a_datasets_run_is_refused_before_training(tmp_path, capsys):

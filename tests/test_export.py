@@ -158,6 +158,42 @@ def test_a_file_over_tolerance_fails_the_export_and_keeps_the_old_package(export
         export_package(folder, imdb, ExportConfig(formats=("onnx",), test_reviews=500), strict, progress=False)
     message = str(info.value)
     assert str(folder / "model.fp16.onnx") in message and "tolerance 1e-12" in message
+    assert "--skip-failing" in message  # what the user can do about it
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_skip_failing_writes_the_files_that_pass_and_records_the_one_left_out(exported, imdb, tmp_path):
+    import shutil
+
+    from sentilite.export.package import ExportConfig, export_package
+    from sentilite.runtime import load
+    from sentilite.shared.errors import ModelFileError
+
+    folder = tmp_path / "gru"
+    shutil.copytree(exported["gru"][0], folder)
+    strict = SEED_MODEL_VALIDATION.replace("fp16", max_abs_diff=1e-12, min_agreement=1.0)
+    manifest = export_package(folder, imdb, ExportConfig(formats=("onnx",), test_reviews=500, skip_failing=True),
+                              strict, progress=False)
+    assert [a["file"] for a in manifest["artifacts"]] == ["model.fp32.onnx", "model.dynamic-int8.onnx",
+                                                          "model.int8.onnx"]
+    (left_out,) = manifest["skipped"]
+    assert left_out["file"] == "model.fp16.onnx" and left_out["failed_check"] is True
+    assert "tolerance 1e-12" in left_out["reason"] and left_out["precision"] == "fp16"
+    assert manifest["export"]["skip_failing"] is True
+    assert json.loads((folder / "manifest.json").read_text()) == manifest
+    # the earlier export's fp16 file is gone: it would answer for no file of this manifest
+    assert not (folder / "model.fp16.onnx").exists()
+    # the package loads, its files checked against the manifest; asked for fp16, it says there is none
+    model = load(folder, format="onnx", precision="int8")
+    assert model.info["file"] == str(folder / "model.int8.onnx") and len(model.predict(["a fine film"])) == 1
+    with pytest.raises(ModelFileError, match="model.fp16.onnx was left out at export: .*tolerance 1e-12"):
+        load(folder, format="onnx", precision="fp16")
+    # every file failing: nothing to write, the folder as it was
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    none_pass = strict.replace("fp32", max_abs_diff=1e-12, min_agreement=1.0)
+    with pytest.raises(ExportValidationError, match="no file passed its check"):
+        export_package(folder, imdb, ExportConfig(formats=("onnx",), precisions=("fp32", "fp16"), test_reviews=500,
+                                                  skip_failing=True), none_pass, progress=False)
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
 
 

@@ -234,3 +234,18 @@ def test_cli_info_and_clean_errors(exported, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "sentilite.cli", "predict", "--model",
                           str(tmp_path / "none.onnx"), "x"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "no such model file" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_file_left_out_at_export_is_named_with_its_reason_and_hostile_entries_are_ignored():
+    from sentilite.runtime.model import _left_out_note
+
+    manifest = {"skipped": [
+        {"file": "model.int8.tflite", "format": "tflite", "precision": "int8", "reason": "agreement 98.9% < 99%",
+         "failed_check": True},
+        {"file": "model.mediapipe.tflite", "format": "tflite", "client": "mediapipe", "reason": "cjk"},
+        {"file": 3, "reason": "not a name"}, "not an entry", {"file": "x", "reason": "r" * 1000, "format": "onnx"}]}
+    assert _left_out_note(manifest, "tflite", "int8") == (
+        "; model.int8.tflite was left out at export: agreement 98.9% < 99%")
+    assert _left_out_note(manifest, "tflite", "fp16") == ""
+    assert _left_out_note(manifest, "onnx", None) == "; x was left out at export: " + "r" * 300
+    assert _left_out_note({"skipped": "hostile"}, None, None) == _left_out_note({}, None, None) == ""

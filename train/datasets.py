@@ -322,6 +322,25 @@ def int8_files(model_dir: Path) -> list[dict]:
     return sorted(files, key=lambda a: (a["format"] != "tflite", a["format"]))
 
 
+def int8_left_out(model_dir: Path) -> list[dict]:
+    """The 8-bit files export left out because they failed their check: file, format and the reason."""
+    manifest = json.loads((model_dir / "manifest.json").read_text(encoding="utf-8"))
+    return [{"file": s["file"], "format": s["format"], "reason": s["reason"]} for s in manifest.get("skipped", ())
+            if s.get("failed_check") and s.get("precision") == "int8"]
+
+
+def _missing_file(result: dict | None, fmt: str) -> str:
+    """The cell of a file a result lacks: "left out" when export refused it, else "-"."""
+    left_out = result.get("left_out", ()) if result else ()
+    return "left out" if any(f["format"] == fmt for f in left_out) else "-"
+
+
+def left_out_notes(result: dict, seed=None) -> list[str]:
+    """One line per file a result's export left out, with why."""
+    where = result["title"] + (f", training seed {seed}" if seed is not None else "")
+    return [f"- {where}: {f['file']} left out: {f['reason']}" for f in result.get("left_out", ())]
+
+
 # -- the peers ----------------------------------------------------------------------------------------------------
 def fit_peers(model_dir: Path, workdir: Path, peers: Sequence[str], fasttext_grid=None, seed: int = 0) -> dict:
     """The peers fitted on the model's own splits: {name: peer}; fastText chosen on the model's validation texts."""
@@ -385,11 +404,15 @@ def run_set(dataset: SharedSet, data_root: Path, out_root: Path, *, rows: int | 
     if resume and (model_dir / "manifest.json").is_file():
         log.info("%s: export: kept %s", dataset.name, model_dir / "manifest.json")
     else:
-        _run([*_cli(), "export", str(model_dir), *export_args, *dataset.export_args], f"{dataset.name}: export")
+        # --skip-failing: a file that fails its check is a measurement too ("left out", and why), and the
+        # set's other files are still scored
+        _run([*_cli(), "export", str(model_dir), "--skip-failing", *export_args, *dataset.export_args],
+             f"{dataset.name}: export")
     training = json.loads((model_dir / "metrics.json").read_text(encoding="utf-8"))
     config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
     labels = tuple(config["model"].get("labels") or ("negative", "positive"))
     files_out = []
+    left_out = int8_left_out(model_dir)
     for entry in int8_files(model_dir):
         scores = {}
         for report, path in files.reports:
@@ -413,7 +436,7 @@ def run_set(dataset: SharedSet, data_root: Path, out_root: Path, *, rows: int | 
             dataset, files, model_dir, train_args)[3:]),
         "model": {"validation_accuracy": training.get("validation_accuracy"),
                   "test_accuracy": training.get("test_accuracy"), "data": training.get("data")},
-        "files": files_out, "peers": peer_results, "ablation": training.get("ablation"),
+        "files": files_out, "left_out": left_out, "peers": peer_results, "ablation": training.get("ablation"),
         "anchors": dataset.anchors,
     }
     atomic_write_json(set_dir / SET_RESULT_FILE, result)
@@ -457,7 +480,7 @@ def table_rows(results: Sequence[dict]) -> list[str]:
             cells = []
             for fmt in ("tflite", "onnx"):
                 entry = by_format.get(fmt)
-                cells += [_pair(entry["metrics"].get(report)) if entry else "-",
+                cells += [_pair(entry["metrics"].get(report)) if entry else _missing_file(result, fmt),
                           f"{entry['bytes']:,}" if entry else "-"]
             first = number == 0
             peers = result.get("peers", {})
@@ -505,9 +528,11 @@ def spread_section(results: Sequence[dict], seed_runs: Sequence[SeedRun]) -> lis
             continue
         seeds = [r["seed"] if r else seed for r, seed in zip(per_run, seeds)]
         for number, run in enumerate(runs):
+            seed = seeds[number] if seeds[number] is not None else "?"
             if dataset.name in run.failed:
-                seed = seeds[number] if seeds[number] is not None else "?"
                 notes.append(f"- {dataset.title}, training seed {seed}: {run.failed[dataset.name]}")
+            elif per_run[number] is not None:
+                notes += left_out_notes(per_run[number], seed)
         for report, metric, floor in dataset.targets:
             for fmt, name in (("tflite", "int8 TFLite"), ("onnx", "int8 ONNX")):
                 cells, values = [], []
@@ -517,7 +542,7 @@ def spread_section(results: Sequence[dict], seed_runs: Sequence[SeedRun]) -> lis
                     if value is not None:
                         values.append(value)
                     cells.append(f"{value:.4f}" if value is not None else
-                                 "failed" if dataset.name in run.failed else "-")
+                                 "failed" if dataset.name in run.failed else _missing_file(r, fmt))
                 known = np.array(values, np.float64)
                 sd = f" ± {known.std(ddof=1):.4f}" if len(known) > 1 else ""
                 rows.append(f"| {dataset.title} | {report} {METRIC_NAMES[metric]} >= {floor:g} | {name} | "
@@ -532,7 +557,7 @@ def spread_section(results: Sequence[dict], seed_runs: Sequence[SeedRun]) -> lis
              + " | mean ± sd | seeds at target |",
              "|---|---|---|" + "---:|" * len(runs) + "---:|---:|", *rows]
     if notes:
-        lines += ["", "Runs that failed:", "", *notes]
+        lines += ["", "Files left out and runs that failed:", "", *notes]
     return lines
 
 
@@ -574,6 +599,10 @@ def render_doc(results: Sequence[dict], missing: Sequence[str] = (), failed: dic
     else:
         lines.append("No figures yet: `make datasets` writes them here "
                      f"({', '.join(shared_set(name).title for name in missing)}).")
+    left_out = [line for r in results for line in left_out_notes(r)]
+    if left_out:
+        lines += ["", "Files `sentilite export --skip-failing` left out (they failed their check against Keras):",
+                  "", *left_out]
     with_options = [s for s in SHARED_SETS if s.export_args and s.name in {r["set"] for r in results}]
     for dataset in with_options:
         lines += ["", f"{dataset.title} is exported with `{' '.join(dataset.export_args)}`: {dataset.export_reason}."]
