@@ -45,3 +45,21 @@ def test_train_command_and_results_table(imdb_path, tmp_path):
     assert table.returncode == 0, table.stderr
     assert "| rnn | seed | 300 x 16, 8 units; length 100 |" in table.stdout
     assert f"{metrics['test_accuracy']:.4f}" in (tmp_path / "results.md").read_text()
+
+
+def test_export_skip_failing_reaches_the_export_config(monkeypatch, tmp_path, capsys):
+    pytest.importorskip("tensorflow")
+    import sentilite.export.package as package
+    from sentilite.cli import main
+
+    seen = []
+
+    def fake_export(model_dir, data, config, **options):
+        seen.append(config)
+        return {"artifacts": [], "skipped": [{"file": "model.int8.tflite", "reason": "agreement 98.9% < 99%"}]}
+
+    monkeypatch.setattr(package, "export_package", fake_export)
+    assert main(["export", str(tmp_path), "--skip-failing", "--formats", "tflite"]) == 0
+    assert main(["export", str(tmp_path)]) == 0
+    assert [c.skip_failing for c in seen] == [True, False] and seen[0].formats == ("tflite",)
+    assert "model.int8.tflite            left out: agreement 98.9% < 99%" in capsys.readouterr().out

@@ -50,3 +50,15 @@ def test_the_table_says_whether_each_goal_was_met():
                   TrainTime("mixed-100k", "100,000 texts", 100_000, 2, 25.0, 960.0, 1800.0, 900.0, False, 0.9, 0.9)])
     assert "| 10,000 tweets | 3 | 19 | 1.6 min | 2.8 min | 2 min | yes | 0.8100 / 0.7400 |" in rows
     assert "| 100,000 texts | 2 | 25 | 16.0 min | 30.0 min | 15 min | no | 0.9000 / 0.9000 |" in rows
+
+
+def test_imdb_comes_from_the_option_then_the_environment_then_the_shared_archive(tmp_path, monkeypatch):
+    from sentilite.train.train_time import SHARED_IMDB_ARCHIVE, imdb_source
+
+    monkeypatch.delenv("IMDB_DATA", raising=False)
+    assert imdb_source(None, tmp_path) is None  # nothing here: load_imdb's cache
+    (tmp_path / SHARED_IMDB_ARCHIVE).write_bytes(b"")
+    assert imdb_source(None, tmp_path) == str(tmp_path / SHARED_IMDB_ARCHIVE)
+    monkeypatch.setenv("IMDB_DATA", "/data/imdb")
+    assert imdb_source(None, tmp_path) == "/data/imdb"
+    assert imdb_source("given.tar.gz", tmp_path) == "given.tar.gz"

@@ -86,6 +86,17 @@ def short_texts_file(root: Path, out: Path, rows: int) -> Path:
     return _write_csv(out, HEADER, [(records[i][text], records[i][label]) for i in spread(len(records), rows)])
 
 
+SHARED_IMDB_ARCHIVE = "aclImdb_v1_labeled.tar.gz"  # the shared data folder's copy of IMDB
+
+
+def imdb_source(given: str | None, root: Path) -> str | None:
+    """--imdb, else $IMDB_DATA, else the shared folder's archive when it is there; None: load_imdb's cache."""
+    if given or os.environ.get("IMDB_DATA"):
+        return given or os.environ["IMDB_DATA"]
+    shared = root / SHARED_IMDB_ARCHIVE
+    return str(shared) if shared.exists() else None
+
+
 def mixed_texts_file(root: Path, out: Path, rows: int, imdb: str | None, *, allow_incomplete: bool = False) -> Path:
     source = root / "sst2" / "train_full.tsv"
     if not source.is_file():
@@ -134,7 +145,8 @@ def table(results: Sequence[TrainTime]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sentilite.train.train_time", description=__doc__.splitlines()[0])
     parser.add_argument("--data-root", help="the shared data folder (default: ../shared/data)")
-    parser.add_argument("--imdb", help="the IMDB archive or folder (default: $IMDB_DATA, else the cache)")
+    parser.add_argument("--imdb", help="the IMDB archive or folder (default: $IMDB_DATA, else the data root's "
+                                       f"{SHARED_IMDB_ARCHIVE}, else the cache)")
     parser.add_argument("--out", default="artifacts/train-time", help="output folder (default: %(default)s)")
     parser.add_argument("--sizes", nargs="+", choices=[s.name for s in SIZES], default=[s.name for s in SIZES])
     args = parser.parse_args(argv)
@@ -151,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if size.name == "short-10k":
                 short_texts_file(root, data, size.rows)
             else:
-                mixed_texts_file(root, data, size.rows, args.imdb)  # None: $IMDB_DATA, else the cache
+                mixed_texts_file(root, data, size.rows, imdb_source(args.imdb, root))
             results.append(time_training(size, data, out / size.name))
             log.info("%s: %.0f s (goal %.0f s)", size.name, results[-1].seconds, size.limit_seconds)
     except SentiliteError as exc:
