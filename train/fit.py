@@ -216,12 +216,10 @@ def fit_ngram_branch(config: RunConfig, rows: TrainingSetup) -> NgramBranches:
         return learn_dictionary(ids, labels, reviews, vocab, buckets, c, classes, class_weight)
 
     def fitted_weights(matrix, use_subwords: bool):
-        if not use_subwords:
-            return fit_ngram_weights(matrix, y_fit, c, ratio_rows=reviews_fit, classes=classes,
-                                     class_weight=class_weight)
-        weights, bias = fit_ngram_weights(with_subwords(matrix, subwords, vocab), y_fit, c, ratio_rows=reviews_fit,
-                                          classes=classes, class_weight=class_weight)
-        return fold_subwords(weights, subwords, vocab), bias
+        wide = with_subwords(matrix, subwords, vocab) if use_subwords else matrix
+        weights, bias = fit_ngram_weights(wide, y_fit, c, ratio_rows=reviews_fit, classes=classes,
+                                          class_weight=class_weight)
+        return (fold_subwords(weights, subwords, vocab) if use_subwords else weights), bias
 
     dictionary = dictionary_of(x_fit, y_fit, reviews_fit)
     m_fit, m_val = (ngram_matrix(x, vocab, buckets, dictionary) for x in (x_fit, x_val))
